@@ -1,0 +1,137 @@
+"""The read-only entry points: planning a run and computing any output region."""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any
+
+import joblib
+import numpy as np
+
+from chunkwise._geometry import Box
+from chunkwise._plan import Plan, make_plan
+from chunkwise._source import open_source
+from chunkwise.errors import ChunkwiseError
+from chunkwise.ops._base import evaluate
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from chunkwise.ops import Operation
+
+__all__ = ["compute_region", "plan"]
+
+
+def plan(
+    source: Any,
+    op: Operation,
+    *,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | None = None,
+    block: Sequence[int] | None = None,
+    n_jobs: int | None = None,
+) -> Plan:
+    """Describe a run without running it: output layout, blocks and estimates.
+
+    Parameters
+    ----------
+    source, op, chunks, shards, block, n_jobs
+        As for `chunkwise.process`.
+
+    Returns
+    -------
+    Plan
+        ``len(plan)`` blocks, ``plan.block(i)`` for any of them (made on demand),
+        ``bytes_read``, ``bytes_written`` and ``peak_bytes_per_job`` estimates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chunkwise import ops
+    >>> p = plan(np.zeros((256, 256, 256), np.uint8), ops.downsample(2), n_jobs=2)
+    >>> p.shape, p.chunks
+    ((128, 128, 128), (64, 64, 64))
+    """
+    jobs = joblib.cpu_count() if n_jobs is None else max(1, int(n_jobs))
+    return make_plan(
+        open_source(source), op, chunks=chunks, shards=shards, block=block, n_jobs=jobs
+    )
+
+
+def _region_box(region: Any, shape: tuple[int, ...]) -> tuple[Box, tuple[Any, ...]]:
+    """Box for ``region`` (a Box or numpy-style index), and the index to apply after."""
+    if isinstance(region, Box):
+        if (
+            len(region.start) != len(shape)
+            or region.clip(shape) != region
+            or region.size == 0
+        ):
+            raise ChunkwiseError(f"region {region} does not fit in shape {shape}")
+        return region, ()
+    items = region if isinstance(region, tuple) else (region,)
+    if len(items) > len(shape):
+        raise ChunkwiseError(f"region has {len(items)} indices for {len(shape)} axes")
+    items = items + (slice(None),) * (len(shape) - len(items))
+    start, stop, after = [], [], []
+    for item, n in zip(items, shape, strict=True):
+        if isinstance(item, slice):
+            a, b, step = item.indices(n)
+            if step != 1 or b <= a:
+                raise ChunkwiseError(
+                    f"region slice {item} must be non-empty with step 1"
+                )
+            start.append(a)
+            stop.append(b)
+            after.append(slice(None))
+        else:
+            try:
+                i = operator.index(item)
+            except TypeError:
+                raise ChunkwiseError(
+                    f"region index {item!r} is not an int or slice"
+                ) from None
+            if not -n <= i < n:
+                raise ChunkwiseError(
+                    f"region index {i} is out of range for an axis of {n}"
+                )
+            i %= n
+            start.append(i)
+            stop.append(i + 1)
+            after.append(0)
+    return Box(tuple(start), tuple(stop)), tuple(after)
+
+
+def compute_region(source: Any, op: Operation, region: Any) -> np.ndarray:
+    """Compute ``op``'s output over one region, reading only the input it needs.
+
+    The result equals that region of `chunkwise.process`'s output. It is what slice
+    previews use.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, zarr.Array or numpy.ndarray
+        The input, as for `chunkwise.process`.
+    op : Operation
+        The operation.
+    region : Box or tuple of int and slice
+        Output region, indexed like numpy: integers drop their axis, so
+        ``(10, slice(None), slice(None))`` gives output plane 10 as a 2D array.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chunkwise import ops
+    >>> volume = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    >>> plane = compute_region(volume, ops.gaussian(1), (2, slice(None), slice(None)))
+    >>> bool((plane == ops.gaussian(1)(volume)[2]).all())
+    True
+    """
+    opened = open_source(source)
+    op.check(len(opened.shape))
+    box, after = _region_box(region, op.output_shape(opened.shape))
+    data = evaluate(op, opened.shape, opened.dtype, opened.read, box)
+    return data[after] if after else data

@@ -1,0 +1,236 @@
+"""Work plans: the output's layout and a lazy sequence of work blocks.
+
+A work block is one or more whole output chunks (whole shards when sharded), so no
+two jobs ever write the same chunk. Blocks are computed from their index on demand:
+a plan over a million chunks holds a few tuples, not a million objects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from chunkwise._geometry import Box, ceil_div, spatial_axes
+from chunkwise.errors import ChunkwiseError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from chunkwise._source import Source
+    from chunkwise.ops import Operation
+
+__all__ = ["Block", "Plan", "make_plan"]
+
+#: Output voxels a block aims for when chosen automatically (128**3): big enough that
+#: halos add little re-computation, small enough for many jobs to share memory.
+TARGET_BLOCK_VOXELS = 2**21
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One job: an output box made of whole chunks, and the input box it reads."""
+
+    index: int
+    box: Box
+    input_box: Box
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do: output layout, block grid and cost estimates."""
+
+    op: Operation
+    input_shape: tuple[int, ...]
+    input_dtype: np.dtype
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+    block_shape: tuple[int, ...]
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Number of blocks along each axis."""
+        return tuple(
+            ceil_div(n, b) for n, b in zip(self.shape, self.block_shape, strict=True)
+        )
+
+    def __len__(self) -> int:
+        return math.prod(self.grid)
+
+    def block(self, index: int) -> Block:
+        """The block with linear (C-order) ``index``."""
+        position = np.unravel_index(index, self.grid)
+        start = tuple(
+            int(p) * b for p, b in zip(position, self.block_shape, strict=True)
+        )
+        stop = tuple(
+            min(s + b, n)
+            for s, b, n in zip(start, self.block_shape, self.shape, strict=True)
+        )
+        box = Box(start, stop)
+        return Block(
+            index, box, self.op.input_box(box, self.input_shape).clip(self.input_shape)
+        )
+
+    def __iter__(self) -> Iterator[Block]:
+        return (self.block(i) for i in range(len(self)))
+
+    @property
+    def n_chunks(self) -> int:
+        """Number of output chunks."""
+        return math.prod(
+            ceil_div(n, c) for n, c in zip(self.shape, self.chunks, strict=True)
+        )
+
+    @property
+    def bytes_written(self) -> int:
+        """Uncompressed bytes of output."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    @property
+    def bytes_read(self) -> int:
+        """Uncompressed bytes of input the blocks read, halos included."""
+        total = 1
+        full = Box.full(self.shape)
+        for axis, (n, b) in enumerate(zip(self.shape, self.block_shape, strict=True)):
+            length = 0
+            for start in range(0, n, b):
+                box = Box(
+                    (*full.start[:axis], start, *full.start[axis + 1 :]),
+                    (*full.stop[:axis], min(start + b, n), *full.stop[axis + 1 :]),
+                )
+                need = self.op.input_box(box, self.input_shape).clip(self.input_shape)
+                length += need.shape[axis]
+            total *= length
+        return total * self.input_dtype.itemsize
+
+    @property
+    def peak_bytes_per_job(self) -> int:
+        """Rough upper estimate of one job's working memory for its largest block."""
+        box = Box.full(self.block_shape).clip(self.shape)
+        need = self.op.input_box(box, self.input_shape).clip(self.input_shape)
+        # The input, a float64 working copy for float-computing steps, the output.
+        return (
+            need.size * (self.input_dtype.itemsize + 8)
+            + box.size * self.dtype.itemsize * 2
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary, recorded in provenance and checked on resume."""
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype.name,
+            "chunks": list(self.chunks),
+            "shards": None if self.shards is None else list(self.shards),
+            "block_shape": list(self.block_shape),
+            "blocks": len(self),
+        }
+
+
+def _per_axis_shape(
+    name: str, value: Sequence[int], ndim: int, fill: Sequence[int]
+) -> tuple[int, ...]:
+    """Accept one value per axis, or one per spatial axis (others from ``fill``)."""
+    values = tuple(value)
+    spatial = spatial_axes(ndim)
+    if len(values) == len(spatial) and len(values) != ndim:
+        it = iter(values)
+        values = tuple(next(it) if a in spatial else fill[a] for a in range(ndim))
+    if len(values) != ndim:
+        raise ChunkwiseError(
+            f"{name} has {len(values)} values but the output has {ndim} dimensions"
+        )
+    if any(int(v) != v or v < 1 for v in values):
+        raise ChunkwiseError(
+            f"{name} must be positive whole numbers, got {tuple(value)}"
+        )
+    return tuple(int(v) for v in values)
+
+
+def _default_chunks(source: Source, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if source.chunks is not None:
+        chunks = source.chunks
+    else:
+        spatial = spatial_axes(len(shape))
+        edge = 64 if len(spatial) == 3 else 256
+        chunks = tuple(edge if a in spatial else 1 for a in range(len(shape)))
+    return tuple(max(1, min(c, n)) for c, n in zip(chunks, shape, strict=True))
+
+
+def _auto_block(
+    shape: tuple[int, ...], unit: tuple[int, ...], n_jobs: int
+) -> tuple[int, ...]:
+    """Grow the block from one unit, doubling its shortest spatial side.
+
+    Stops at the target size, or before there would be fewer than two blocks per job.
+    """
+    block = list(unit)
+    spatial = spatial_axes(len(shape))
+
+    def count(b: Sequence[int]) -> int:
+        return math.prod(ceil_div(n, s) for n, s in zip(shape, b, strict=True))
+
+    while math.prod(block) < TARGET_BLOCK_VOXELS:
+        growable = [a for a in spatial if block[a] < shape[a]]
+        if not growable:
+            break
+        axis = min(growable, key=lambda a: block[a])
+        trial = list(block)
+        trial[axis] *= 2
+        if count(trial) < 2 * n_jobs:
+            break
+        block = trial
+    return tuple(block)
+
+
+def make_plan(
+    source: Source,
+    op: Operation,
+    *,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | None = None,
+    block: Sequence[int] | None = None,
+    n_jobs: int = 1,
+) -> Plan:
+    """Plan ``op`` over ``source``: validate, lay out the output, size the blocks."""
+    ndim = len(source.shape)
+    op.check(ndim)
+    shape = op.output_shape(source.shape)
+    if 0 in shape:
+        raise ChunkwiseError(f"the output would be empty (shape {shape})")
+    chunks = (
+        _per_axis_shape("chunks", chunks, ndim, [1] * ndim)
+        if chunks is not None
+        else _default_chunks(source, shape)
+    )
+    unit = chunks
+    if shards is not None:
+        shards = _per_axis_shape("shards", shards, ndim, chunks)
+        if any(s % c for s, c in zip(shards, chunks, strict=True)):
+            raise ChunkwiseError(
+                f"shards {shards} must be multiples of chunks {chunks}"
+            )
+        unit = shards
+    if block is None:
+        block_shape = _auto_block(shape, unit, n_jobs)
+    else:
+        block_shape = _per_axis_shape("block", block, ndim, unit)
+        if any(b % u for b, u in zip(block_shape, unit, strict=True)):
+            kind = "shards" if shards is not None else "chunks"
+            raise ChunkwiseError(
+                f"block {block_shape} must be whole {kind} {unit} along every axis"
+            )
+    return Plan(
+        op=op,
+        input_shape=source.shape,
+        input_dtype=source.dtype,
+        shape=shape,
+        dtype=op.output_dtype(source.dtype),
+        chunks=chunks,
+        shards=shards,
+        block_shape=block_shape,
+    )

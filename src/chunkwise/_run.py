@@ -1,0 +1,484 @@
+"""Running a plan: joblib execution, progress records, cancellation and resume.
+
+`iter_process` returns a `Run`: the output exists as soon as it returns, and iterating
+the run executes the blocks and yields one `BlockDone` per finished block. `process`
+drains a run. There is one implementation; the CLI and the napari plugin only
+consume its records.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import joblib
+import zarr
+from zarr.storage import MemoryStore
+
+from chunkwise import __version__
+from chunkwise._geometry import Box
+from chunkwise._plan import Plan, make_plan
+from chunkwise._source import DEFAULT_CACHE_BYTES, Source, open_source
+from chunkwise._store import (
+    Ledger,
+    check_output_location,
+    create_output,
+    now,
+    open_existing,
+    output_store,
+    provenance,
+    update_provenance,
+)
+from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
+from chunkwise.ops._base import evaluate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from chunkwise.ops import Operation
+
+__all__ = ["BACKENDS", "BlockDone", "CancelToken", "Run", "iter_process", "process"]
+
+BACKENDS = ("threading", "loky")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockDone:
+    """Progress record: block ``index`` wrote output ``box`` in ``seconds``.
+
+    ``done`` counts complete blocks so far (resumed ones included) out of ``total``.
+    """
+
+    index: int
+    box: Box
+    seconds: float
+    done: int
+    total: int
+
+
+class CancelToken:
+    """Ask a run to stop: no new block starts; blocks in flight finish and are kept."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Request cancellation (thread-safe)."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether cancellation was requested."""
+        return self._event.is_set()
+
+
+def _zarr_concurrency(n_jobs: int) -> dict[str, int]:
+    # Each job already runs on its own core; zarr's own concurrency within a job only
+    # needs to fill the cores the jobs leave idle.
+    return {"async.concurrency": max(1, joblib.cpu_count() // n_jobs)}
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs to compute and write one block (picklable)."""
+
+    source: Source
+    plan: Plan
+    output: zarr.Array
+    ledger: Ledger
+    zarr_config: dict[str, int] | None
+
+    def __call__(self, index: int) -> tuple[int, Box, float]:
+        if self.zarr_config is not None:
+            zarr.config.set(self.zarr_config)
+        began = time.perf_counter()
+        block = self.plan.block(index)
+        where = f"block {index} (output {_format_box(block.box)})"
+        try:
+            data = evaluate(
+                self.plan.op,
+                self.source.shape,
+                self.source.dtype,
+                self.source.read,
+                block.box,
+            )
+            self.output[block.box.slices] = data
+        except BlockError as error:
+            raise BlockError(f"{where}: {error}") from error
+        except Exception as error:
+            raise BlockError(
+                f"{where} failed: {type(error).__name__}: {error}"
+            ) from error
+        self.ledger.mark(index)
+        return index, block.box, time.perf_counter() - began
+
+
+def _format_box(box: Box) -> str:
+    return (
+        "["
+        + ", ".join(f"{a}:{b}" for a, b in zip(box.start, box.stop, strict=True))
+        + "]"
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+class Run:
+    """A run in progress: iterate it to execute blocks and receive `BlockDone` records.
+
+    Attributes
+    ----------
+    output : zarr.Array
+        The output array, created (or reopened for resume) before any block runs.
+    plan : Plan
+        The blocks and the output layout.
+    cancel_token : CancelToken
+        Cancels the run when set; see `cancel`.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        plan: Plan,
+        output: zarr.Array,
+        *,
+        n_jobs: int,
+        backend: str,
+        cancel: CancelToken,
+    ) -> None:
+        self.source = source
+        self.plan = plan
+        self.output = output
+        self.cancel_token = cancel
+        self._n_jobs = n_jobs
+        self._backend = backend
+        self._ledger = Ledger.of(output)
+        self._done_mask = self._ledger.done(len(plan))
+        #: Blocks already complete when the run started (from an earlier run).
+        self.done_at_start = int(self._done_mask.sum())
+        self._records = self._execute()
+
+    def cancel(self) -> None:
+        """Stop dispatching blocks; the run then raises `Cancelled`."""
+        self.cancel_token.cancel()
+
+    def __iter__(self) -> Run:
+        return self
+
+    def __next__(self) -> BlockDone:
+        return next(self._records)
+
+    def close(self) -> None:
+        """Stop the run now; the output is marked cancelled if it was not finished."""
+        self._records.close()
+
+    def _tasks(self, job: _Job, done: Any) -> Iterator[Any]:
+        for index in range(len(self.plan)):
+            if self.cancel_token.cancelled:
+                return
+            if not done[index]:
+                yield joblib.delayed(job)(index)
+
+    def _execute(self) -> Iterator[BlockDone]:
+        total = len(self.plan)
+        done = self.done_at_start
+        config = _zarr_concurrency(self._n_jobs)
+        job = _Job(
+            self.source,
+            self.plan,
+            self.output,
+            self._ledger,
+            config if self._backend != "threading" else None,
+        )
+        update_provenance(self.output, status="running", started=now(), finished=None)
+        parallel = joblib.Parallel(
+            n_jobs=self._n_jobs,
+            backend=self._backend,
+            return_as="generator_unordered",
+            batch_size=1,
+        )
+        results = parallel(self._tasks(job, self._done_mask))
+        status = "failed"
+        try:
+            with zarr.config.set(config):
+                for index, box, seconds in results:
+                    done += 1
+                    yield BlockDone(index, box, seconds, done, total)
+            status = "complete" if done == total else "cancelled"
+        except (GeneratorExit, KeyboardInterrupt):
+            status = "cancelled"
+            raise
+        except BlockError as error:
+            update_provenance(self.output, error=str(error))
+            raise
+        except Exception as error:
+            update_provenance(self.output, error=f"{type(error).__name__}: {error}")
+            raise BlockError(
+                f"the run failed: {type(error).__name__}: {error}"
+            ) from error
+        finally:
+            results.close()
+            update_provenance(
+                self.output, status=status, finished=now(), blocks_done=done
+            )
+        if status == "cancelled":
+            raise Cancelled(
+                f"cancelled after {done} of {total} blocks; resume to finish"
+            )
+
+
+def _check_backend(backend: str, store: Any) -> None:
+    if backend not in BACKENDS:
+        raise ChunkwiseError(
+            f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}"
+        )
+    if backend != "threading" and isinstance(store, MemoryStore):
+        raise ChunkwiseError(
+            f"the {backend} backend runs in other processes and cannot write to an "
+            "in-memory store; write to a path"
+        )
+
+
+def _recipe(source: Source, plan: Plan, zarr_format: int, codec: str) -> dict[str, Any]:
+    return _json(
+        {
+            "operation": plan.op.to_dict(),
+            "input": source.describe(),
+            "output": plan.describe() | {"zarr_format": zarr_format, "codec": codec},
+        }
+    )
+
+
+def _open_output(
+    store: Any,
+    recipe: dict[str, Any],
+    plan: Plan,
+    *,
+    overwrite: bool,
+    resume: bool,
+    zarr_format: int,
+    codec: str,
+) -> zarr.Array:
+    existing = open_existing(store)
+    if existing is not None and resume:
+        stored = provenance(existing).get("recipe")
+        if stored != recipe:
+            differs = sorted(
+                k for k in recipe if stored is None or stored.get(k) != recipe[k]
+            ) or ["recipe"]
+            raise ChunkwiseError(
+                "cannot resume: the existing output was made with a different "
+                f"{' and '.join(differs)}; use overwrite to start again"
+            )
+        return existing
+    if existing is not None and not overwrite:
+        raise ChunkwiseError(
+            "the output already exists; pass overwrite (--overwrite) to replace it or "
+            "resume (--resume) to finish it"
+        )
+    return create_output(
+        store,
+        shape=plan.shape,
+        dtype=plan.dtype,
+        chunks=plan.chunks,
+        shards=plan.shards,
+        zarr_format=zarr_format,
+        codec=codec,
+        attributes={
+            "version": __version__,
+            "operation": recipe["operation"],
+            "input": recipe["input"],
+            "recipe": recipe,
+            "status": "created",
+        },
+    )
+
+
+def _n_jobs(n_jobs: int | None) -> int:
+    if n_jobs is None:
+        return joblib.cpu_count()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ChunkwiseError(f"n_jobs must be a positive whole number, got {n_jobs!r}")
+    return n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs)
+
+
+def iter_process(
+    source: Any,
+    op: Operation,
+    out: Any = None,
+    *,
+    n_jobs: int | None = None,
+    backend: str = "threading",
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | None = None,
+    block: Sequence[int] | None = None,
+    zarr_format: int = 3,
+    codec: str = "zstd",
+    overwrite: bool = False,
+    resume: bool = False,
+    cancel: CancelToken | None = None,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+) -> Run:
+    """Start processing ``source`` with ``op`` into ``out``, block by block.
+
+    Everything is validated and the output is created before this returns; iterate
+    the returned `Run` to compute the blocks. Each finished block yields a
+    `BlockDone` record. See `process` for the parameters.
+
+    Returns
+    -------
+    Run
+        An iterator of `BlockDone` records, with the ``output`` array and ``plan``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chunkwise import ops
+    >>> run = iter_process(np.zeros((64, 64, 64), np.uint8), ops.gaussian(1), n_jobs=1)
+    >>> [record.done for record in run][-1] == len(run.plan)
+    True
+    """
+    n_jobs = _n_jobs(n_jobs)
+    opened = open_source(source, cache_bytes=cache_bytes)
+    store = output_store(out)
+    _check_backend(backend, store)
+    check_output_location(store, opened)
+    plan = make_plan(
+        opened, op, chunks=chunks, shards=shards, block=block, n_jobs=n_jobs
+    )
+    recipe = _recipe(opened, plan, zarr_format, codec)
+    output = _open_output(
+        store,
+        recipe,
+        plan,
+        overwrite=overwrite,
+        resume=resume,
+        zarr_format=zarr_format,
+        codec=codec,
+    )
+    return Run(
+        opened,
+        plan,
+        output,
+        n_jobs=n_jobs,
+        backend=backend,
+        cancel=cancel or CancelToken(),
+    )
+
+
+def process(
+    source: Any,
+    op: Operation,
+    out: Any = None,
+    *,
+    n_jobs: int | None = None,
+    backend: str = "threading",
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | None = None,
+    block: Sequence[int] | None = None,
+    zarr_format: int = 3,
+    codec: str = "zstd",
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = False,
+    cancel: CancelToken | None = None,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+) -> zarr.Array:
+    """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
+
+    The result equals ``op`` applied to the whole array in memory.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, zarr.Array or numpy.ndarray
+        The input: a local Zarr directory or ``.zip``, an fsspec URL, an OME-Zarr
+        image (level 0), an open array or an in-memory array. It is only read.
+    op : Operation
+        From `chunkwise.ops`, or several joined with `chunkwise.chain`.
+    out : str, os.PathLike, zarr store or None
+        Where to write: a directory path, an fsspec URL, a zarr store, or None for
+        a new in-memory store.
+    n_jobs : int, optional
+        Parallel jobs; default all cores. Negative counts back from all cores.
+    backend : {"threading", "loky"}
+        joblib backend. Threads suit scipy.ndimage, which releases the GIL; loky
+        runs separate processes, for functions that hold the GIL.
+    chunks : sequence of int, optional
+        Output chunk shape (per axis, or per spatial axis). Default: the input's.
+    shards : sequence of int, optional
+        Zarr v3 shard shape, a multiple of ``chunks``; each job writes whole shards.
+    block : sequence of int, optional
+        Work block shape in output voxels, whole chunks (or shards) per axis.
+        Default: chosen from the chunk shape and the number of jobs.
+    zarr_format : {2, 3}
+        Output format.
+    codec : str
+        ``zstd``, ``lz4``, ``blosc-zstd``, ``gzip`` or ``none``, optionally with a
+        level as in ``zstd:5``.
+    overwrite : bool
+        Replace an existing output.
+    resume : bool
+        Finish an interrupted run into the existing output, computing only the
+        blocks it has not recorded as complete. The input, operation and layout
+        must be the same.
+    progress : bool
+        Show a progress bar on stderr.
+    cancel : CancelToken, optional
+        Set it from another thread to stop the run.
+    cache_bytes : int
+        Budget for the cache of decoded input chunks, per process.
+
+    Returns
+    -------
+    zarr.Array
+        The output array.
+
+    Raises
+    ------
+    ChunkwiseError
+        Bad input, parameters or output location; nothing is written.
+    BlockError
+        A block failed; the output keeps finished blocks and is marked failed.
+    Cancelled
+        The run was cancelled; the output is marked cancelled and can be resumed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chunkwise import ops
+    >>> volume = np.random.default_rng(0).random((40, 50, 60), dtype=np.float32)
+    >>> result = process(volume, ops.gaussian(2), chunks=(16, 16, 16), n_jobs=2)
+    >>> bool((result[:] == ops.gaussian(2)(volume)).all())
+    True
+    """
+    run = iter_process(
+        source,
+        op,
+        out,
+        n_jobs=n_jobs,
+        backend=backend,
+        chunks=chunks,
+        shards=shards,
+        block=block,
+        zarr_format=zarr_format,
+        codec=codec,
+        overwrite=overwrite,
+        resume=resume,
+        cancel=cancel,
+        cache_bytes=cache_bytes,
+    )
+    if not progress:
+        for _ in run:
+            pass
+        return run.output
+    from chunkwise._progress import progress_bar
+
+    with progress_bar(run) as bar:
+        for record in run:
+            bar.advance(record)
+    return run.output

@@ -1,0 +1,210 @@
+"""Inputs: open a path, URL, zarr array or numpy array read-only, and read boxes.
+
+Reads go through a per-process `ChunkCache` of decoded chunks, looked up by the
+source's token, so the threads of a run share it and each loky worker keeps one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.storage import LocalStore, ZipStore
+
+from chunkwise._cache import ChunkCache
+from chunkwise._geometry import Box, chunk_boxes
+from chunkwise.errors import BlockError, ChunkwiseError
+
+__all__ = ["DEFAULT_CACHE_BYTES", "Source", "is_url", "open_source"]
+
+DEFAULT_CACHE_BYTES = 128 * 2**20
+_CACHES: OrderedDict[str, ChunkCache] = OrderedDict()
+_MAX_CACHES = 4
+
+
+def is_url(path: str) -> bool:
+    """True for fsspec URLs such as ``s3://`` or ``https://`` (not ``file://``)."""
+    return "://" in path and not path.startswith("file://")
+
+
+@dataclass(eq=False)
+class Source:
+    """A read-only input volume: a zarr array or a numpy array."""
+
+    array: Any
+    location: str
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the volume."""
+        return tuple(self.array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of the volume."""
+        return np.dtype(self.array.dtype)
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """Chunk shape (inner chunks for sharded arrays); None for numpy arrays."""
+        return None if isinstance(self.array, np.ndarray) else tuple(self.array.chunks)
+
+    @property
+    def cache(self) -> ChunkCache:
+        """The process-wide cache of decoded chunks of this source."""
+        cache = _CACHES.get(self.token)
+        if cache is None:
+            cache = _CACHES[self.token] = ChunkCache(self.cache_bytes)
+            while len(_CACHES) > _MAX_CACHES:
+                _CACHES.popitem(last=False)
+        return cache
+
+    def describe(self) -> dict[str, Any]:
+        """Location, shape, chunks and dtype, for provenance and resume checks."""
+        chunks = self.chunks
+        return {
+            "location": self.location,
+            "shape": list(self.shape),
+            "chunks": None if chunks is None else list(chunks),
+            "dtype": self.dtype.name,
+        }
+
+    def read(self, box: Box) -> np.ndarray:
+        """Return the input over ``box`` (inside the volume), read-only."""
+        if self.chunks is None:
+            view = self.array[box.slices]
+            view.flags.writeable = False
+            return view
+        if self.cache_bytes <= 0:
+            return self._load(None, box)
+        pieces = list(chunk_boxes(box, self.chunks, self.shape))
+        if len(pieces) == 1:
+            index, chunk_box = pieces[0]
+            return self._chunk(index, chunk_box)[box.relative_to(chunk_box)]
+        out = np.empty(box.shape, self.dtype)
+        for index, chunk_box in pieces:
+            part = Box(
+                tuple(map(max, box.start, chunk_box.start)),
+                tuple(map(min, box.stop, chunk_box.stop)),
+            )
+            out[part.relative_to(box)] = self._chunk(index, chunk_box)[
+                part.relative_to(chunk_box)
+            ]
+        return out
+
+    def _chunk(self, index: tuple[int, ...], chunk_box: Box) -> np.ndarray:
+        return self.cache.get(index, lambda: self._load(index, chunk_box))
+
+    def _load(self, index: tuple[int, ...] | None, box: Box) -> np.ndarray:
+        try:
+            data = np.asarray(self.array[box.slices])
+        except Exception as error:
+            what = (
+                f"input chunk {index}" if index is not None else f"input region {box}"
+            )
+            raise BlockError(
+                f"{what} of {self.location} could not be read: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        data.flags.writeable = False
+        return data
+
+
+def _check_array(array: Any, location: str) -> None:
+    if not 2 <= array.ndim <= 5:
+        raise ChunkwiseError(
+            f"{location} has {array.ndim} dimensions; chunkwise processes 2D to 5D "
+            "volumes (the last 2 or 3 axes are spatial)"
+        )
+    dtype = np.dtype(array.dtype)
+    if dtype.kind not in "buif" or dtype == np.float16:
+        raise ChunkwiseError(
+            f"{location} has dtype {dtype}; chunkwise processes boolean, integer, "
+            "float32 and float64 data"
+        )
+
+
+def _open_store(path: str) -> Any:
+    if is_url(path):
+        return path
+    local = Path(path.removeprefix("file://")).expanduser()
+    if not local.exists():
+        raise ChunkwiseError(f"input not found: {local}")
+    if local.is_file() and local.suffix == ".zip":
+        return ZipStore(local, mode="r", read_only=True)
+    return LocalStore(local, read_only=True)
+
+
+def _multiscale_level0(group: zarr.Group) -> str | None:
+    attrs = group.attrs.asdict()
+    multiscales = attrs.get("ome", attrs).get("multiscales")
+    if multiscales:
+        return multiscales[0]["datasets"][0]["path"]
+    return None
+
+
+def _open_zarr(path: str) -> tuple[zarr.Array, str]:
+    store = _open_store(path)
+    try:
+        node = zarr.open(store=store, mode="r")
+    except Exception as error:
+        raise ChunkwiseError(f"{path} is not a readable Zarr store: {error}") from error
+    location = path if is_url(path) else os.path.abspath(path)
+    if isinstance(node, zarr.Group):
+        level0 = _multiscale_level0(node)
+        if level0 is None:
+            names = ", ".join(sorted(node.array_keys())) or "none"
+            raise ChunkwiseError(
+                f"{path} is a Zarr group, not an array; name one of its arrays "
+                f"(arrays: {names})"
+            )
+        node = node[level0]
+        location = f"{location}/{level0}"
+    return node, location
+
+
+def open_source(source: Any, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Source:
+    """Open an input read-only.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, zarr.Array, numpy.ndarray or Source
+        A local directory or ``.zip`` store, an fsspec URL, an OME-Zarr image (its
+        full-resolution level is used), an open array, or an in-memory array.
+    cache_bytes : int
+        Budget of this process's cache of decoded input chunks (0 disables it).
+
+    Returns
+    -------
+    Source
+
+    Raises
+    ------
+    ChunkwiseError
+        If the input is missing, not Zarr, or of an unsupported shape or dtype.
+    """
+    if isinstance(source, Source):
+        return source
+    if isinstance(source, np.ndarray):
+        _check_array(source, "the input array")
+        return Source(source, "<numpy array>", cache_bytes)
+    if isinstance(source, zarr.Array):
+        location = str(source.store_path)
+        array = source
+    elif isinstance(source, str | os.PathLike):
+        array, location = _open_zarr(os.fspath(source))
+    else:
+        raise ChunkwiseError(
+            f"cannot read {type(source).__name__} input; give a path, URL, "
+            "zarr.Array or numpy array"
+        )
+    _check_array(array, location)
+    return Source(array, location, cache_bytes)

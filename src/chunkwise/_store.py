@@ -1,0 +1,225 @@
+"""Outputs: create the Zarr array, record provenance, and keep the resume ledger.
+
+The ledger is one empty key per finished work block, under ``chunkwise-ledger/`` in
+the output's own store, apart from the chunk data: an existing chunk proves nothing,
+since zarr does not write chunks equal to the fill value. A block's key is written
+only after all its chunks, so a run killed at any moment resumes correctly.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numcodecs
+import numpy as np
+import zarr
+import zarr.codecs
+from zarr.core.buffer import cpu
+from zarr.core.sync import sync
+from zarr.storage import LocalStore, MemoryStore, ZipStore
+
+from chunkwise._source import is_url
+from chunkwise.errors import ChunkwiseError
+
+if TYPE_CHECKING:
+    from chunkwise._source import Source
+
+__all__ = [
+    "CODECS",
+    "Ledger",
+    "check_output_location",
+    "create_output",
+    "now",
+    "open_existing",
+    "output_store",
+    "parse_codec",
+    "provenance",
+    "update_provenance",
+]
+
+LEDGER = "chunkwise-ledger"
+ATTRIBUTE = "chunkwise"
+CODECS = ("zstd", "lz4", "blosc-zstd", "gzip", "none")
+_DEFAULT_LEVELS = {"zstd": 3, "lz4": 5, "blosc-zstd": 3, "gzip": 5}
+
+
+def now() -> str:
+    """The current UTC time in ISO 8601, for provenance."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_codec(spec: str, zarr_format: int) -> list[Any]:
+    """Compressors for ``spec`` (``name`` or ``name:level``) in the given format.
+
+    ``zstd`` is plain Zstandard, ``lz4`` and ``blosc-zstd`` are Blosc with byte
+    shuffle, ``gzip`` is zlib and ``none`` stores raw bytes.
+    """
+    name, _, level_text = spec.strip().lower().partition(":")
+    if name not in CODECS:
+        raise ChunkwiseError(f"codec must be one of {', '.join(CODECS)}; got {spec!r}")
+    if name == "none":
+        return []
+    try:
+        level = int(level_text) if level_text else _DEFAULT_LEVELS[name]
+    except ValueError:
+        raise ChunkwiseError(
+            f"codec level must be a whole number, got {spec!r}"
+        ) from None
+    if name == "zstd":
+        if not -131072 <= level <= 22:
+            raise ChunkwiseError(f"zstd level must be -131072 to 22, got {level}")
+        return [
+            numcodecs.Zstd(level=level)
+            if zarr_format == 2
+            else zarr.codecs.ZstdCodec(level=level)
+        ]
+    if name == "gzip":
+        if not 0 <= level <= 9:
+            raise ChunkwiseError(f"gzip level must be 0 to 9, got {level}")
+        return [
+            numcodecs.GZip(level=level)
+            if zarr_format == 2
+            else zarr.codecs.GzipCodec(level=level)
+        ]
+    if not 0 <= level <= 9:
+        raise ChunkwiseError(f"blosc level must be 0 to 9, got {level}")
+    cname = "lz4" if name == "lz4" else "zstd"
+    if zarr_format == 2:
+        return [
+            numcodecs.Blosc(cname=cname, clevel=level, shuffle=numcodecs.Blosc.SHUFFLE)
+        ]
+    return [zarr.codecs.BloscCodec(cname=cname, clevel=level, shuffle="shuffle")]
+
+
+def output_store(out: Any) -> Any:
+    """The zarr store for ``out``: a path, an fsspec URL, a store, or None (memory)."""
+    if out is None:
+        return MemoryStore()
+    if isinstance(out, str | os.PathLike):
+        path = os.fspath(out)
+        if is_url(path):
+            return path
+        if path.endswith(".zip"):
+            raise ChunkwiseError(
+                "zip stores cannot be written in parallel; write a directory and zip it"
+            )
+        return LocalStore(Path(path.removeprefix("file://")).expanduser())
+    if isinstance(out, zarr.abc.store.Store):
+        if out.read_only:
+            raise ChunkwiseError("the output store is read-only")
+        return out
+    raise ChunkwiseError(
+        f"cannot write to {type(out).__name__}; give a path, URL or zarr store"
+    )
+
+
+def _local_path(store: Any) -> Path | None:
+    if isinstance(store, LocalStore):
+        return Path(store.root).resolve()
+    if isinstance(store, ZipStore):
+        return Path(store.path).resolve()
+    return None
+
+
+def check_output_location(store: Any, source: Source) -> None:
+    """Refuse an output that is the input, lies inside it, or contains it."""
+    out_path = _local_path(store)
+    array = source.array
+    if out_path is None or isinstance(array, np.ndarray):
+        return
+    in_store = _local_path(array.store_path.store)
+    if in_store is None:
+        return
+    in_path = (in_store / array.store_path.path).resolve()
+    if out_path == in_path or in_path in out_path.parents:
+        raise ChunkwiseError(f"the output {out_path} is the input or inside it")
+    if out_path in in_path.parents or out_path == in_store:
+        raise ChunkwiseError(f"the output {out_path} contains the input {in_path}")
+
+
+def open_existing(store: Any) -> zarr.Array | None:
+    """The array already at ``store``, or None if there is none."""
+    try:
+        node = zarr.open(store=store, mode="r+")
+    except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError):
+        return None
+    if not isinstance(node, zarr.Array):
+        raise ChunkwiseError("the output location holds a Zarr group, not an array")
+    return node
+
+
+def create_output(
+    store: Any,
+    *,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
+    shards: tuple[int, ...] | None,
+    zarr_format: int,
+    codec: str,
+    attributes: dict[str, Any],
+) -> zarr.Array:
+    """Create (replacing anything there) the output array."""
+    if zarr_format not in (2, 3):
+        raise ChunkwiseError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
+    if shards is not None and zarr_format == 2:
+        raise ChunkwiseError("sharding needs zarr_format=3")
+    return zarr.create_array(
+        store,
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks,
+        shards=shards,
+        compressors=parse_codec(codec, zarr_format),
+        fill_value=0,
+        zarr_format=zarr_format,
+        attributes={ATTRIBUTE: attributes},
+        overwrite=True,
+    )
+
+
+def provenance(array: zarr.Array) -> dict[str, Any]:
+    """The chunkwise provenance record of an output ({} if it has none)."""
+    return dict(array.attrs.get(ATTRIBUTE, {}))
+
+
+def update_provenance(array: zarr.Array, **fields: Any) -> None:
+    """Merge ``fields`` into the output's provenance record."""
+    array.update_attributes({ATTRIBUTE: provenance(array) | fields})
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Which work blocks of an output are complete: one empty key per block."""
+
+    store: Any
+    prefix: str
+
+    @classmethod
+    def of(cls, array: zarr.Array) -> Ledger:
+        """The ledger kept beside ``array``'s chunks."""
+        path = array.store_path.path
+        return cls(
+            array.store_path.store, f"{path}/{LEDGER}/" if path else f"{LEDGER}/"
+        )
+
+    def mark(self, index: int) -> None:
+        """Record block ``index`` as complete (call after its chunks are written)."""
+        sync(self.store.set(f"{self.prefix}{index}", cpu.Buffer.from_bytes(b"")))
+
+    def done(self, count: int) -> np.ndarray:
+        """Boolean mask over ``count`` blocks: True where the block is complete."""
+
+        async def keys() -> list[str]:
+            return [key async for key in self.store.list_prefix(self.prefix)]
+
+        mask = np.zeros(count, dtype=bool)
+        for key in sync(keys()):
+            name = key[len(self.prefix) :]
+            if name.isdigit() and int(name) < count:
+                mask[int(name)] = True
+        return mask

@@ -1,0 +1,54 @@
+"""The operations catalogue.
+
+Each operation is a small frozen value with validated parameters. Build them with
+``chunkwise.ops.<name>(...)`` and combine them with `chunkwise.chain`.
+"""
+
+from chunkwise.ops._base import Operation
+from chunkwise.ops._catalogue import CATALOGUE, describe, from_dict, parse
+from chunkwise.ops._chain import Chain, chain
+from chunkwise.ops._custom import custom
+from chunkwise.ops._filters import (
+    MODES,
+    difference_of_gaussians,
+    gaussian,
+    gradient_magnitude,
+    laplace_of_gaussian,
+    maximum,
+    median,
+    minimum,
+    uniform,
+    unsharp_mask,
+)
+from chunkwise.ops._pointwise import astype, clip, gamma, invert, rescale, threshold
+from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
+
+__all__ = [
+    "CATALOGUE",
+    "DOWNSAMPLE_METHODS",
+    "MODES",
+    "Chain",
+    "Operation",
+    "astype",
+    "chain",
+    "clip",
+    "custom",
+    "describe",
+    "difference_of_gaussians",
+    "downsample",
+    "from_dict",
+    "gamma",
+    "gaussian",
+    "gradient_magnitude",
+    "invert",
+    "laplace_of_gaussian",
+    "maximum",
+    "median",
+    "minimum",
+    "parse",
+    "rescale",
+    "threshold",
+    "uniform",
+    "unsharp_mask",
+    "upsample",
+]

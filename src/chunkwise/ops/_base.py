@@ -1,0 +1,120 @@
+"""The operation protocol and the evaluator that runs a list of steps over a box.
+
+An operation maps an input volume to an output volume. It says which input box an
+output box needs (`input_box`) and computes the output box from that input
+(`apply`). The same code path computes a work block, a preview plane and the
+whole-array result (`Operation.__call__`), so all three agree by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from chunkwise._geometry import Box, wrapped_pieces
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ["Operation", "evaluate"]
+
+
+class Operation:
+    """Base class of every operation: a small frozen dataclass of parameters.
+
+    Subclasses set `name` and implement `apply`; resampling and neighbourhood
+    operations also override `output_shape` and `input_box`.
+    """
+
+    name: ClassVar[str]
+    #: Results are labels or masks (shown as a Labels layer, never interpolated).
+    label_like: ClassVar[bool] = False
+
+    @property
+    def steps(self) -> tuple[Operation, ...]:
+        """The single operations this one runs, in order."""
+        return (self,)
+
+    def check(self, ndim: int) -> None:
+        """Raise `ChunkwiseError` if the operation cannot apply to ``ndim`` axes."""
+
+    def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        """Shape of the output for an input of ``shape``."""
+        return tuple(shape)
+
+    def output_dtype(self, dtype: np.dtype) -> np.dtype:
+        """Dtype of the output for an input of ``dtype``."""
+        return np.dtype(dtype)
+
+    def input_box(self, box: Box, shape: Sequence[int]) -> Box:
+        """Input box that output ``box`` needs, for an input of ``shape``.
+
+        The box is clipped to the volume unless the operation wraps around it.
+        """
+        return box
+
+    def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
+        """Compute output ``box`` from ``data``, the input over ``data_box``."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """The parameters, as plain JSON-ready values."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description, recorded in provenance and checked on resume."""
+        return {"op": self.name, **self.params()}
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        """Apply the operation to a whole in-memory array."""
+        array = np.asarray(array)
+        for step in self.steps:
+            step.check(array.ndim)
+        return evaluate(self, array.shape, array.dtype, lambda box: array[box.slices])
+
+
+def _shapes_and_dtypes(
+    steps: Sequence[Operation], shape: Sequence[int], dtype: np.dtype
+) -> list[tuple[tuple[int, ...], np.dtype]]:
+    layouts = [(tuple(shape), np.dtype(dtype))]
+    for step in steps:
+        shape, dtype = layouts[-1]
+        layouts.append((step.output_shape(shape), step.output_dtype(dtype)))
+    return layouts
+
+
+def evaluate(
+    op: Operation,
+    shape: Sequence[int],
+    dtype: np.dtype,
+    read: Callable[[Box], np.ndarray],
+    box: Box | None = None,
+) -> np.ndarray:
+    """Compute ``op``'s output over ``box`` (default: all of it).
+
+    ``read(box)`` returns the input over a box inside ``shape``. Each step asks the
+    step before it for exactly the box it needs; boxes that wrap around the volume
+    are assembled from in-volume pieces.
+    """
+    layouts = _shapes_and_dtypes(op.steps, shape, dtype)
+    if box is None:
+        box = Box.full(layouts[-1][0])
+    return _evaluate(op.steps, layouts, read, box)
+
+
+def _evaluate(steps, layouts, read, box: Box) -> np.ndarray:
+    if not steps:
+        return read(box)
+    step = steps[-1]
+    in_shape, in_dtype = layouts[-2]
+    need = step.input_box(box, in_shape)
+    pieces = list(wrapped_pieces(need, in_shape))
+    if len(pieces) == 1:
+        data = _evaluate(steps[:-1], layouts[:-1], read, pieces[0][0])
+    else:
+        data = np.empty(need.shape, in_dtype)
+        for source, target in pieces:
+            data[target.slices] = _evaluate(steps[:-1], layouts[:-1], read, source)
+    return step.apply(data, need, box)

@@ -1,0 +1,121 @@
+"""User functions applied block by block, with a halo the user declares."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from chunkwise.errors import ChunkwiseError
+from chunkwise.ops._base import Operation
+from chunkwise.ops._params import check_dtype, check_per_axis, per_axis
+from chunkwise.ops._pointwise import to_dtype
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from chunkwise._geometry import Box
+
+__all__ = ["custom", "resolve_function"]
+
+
+def resolve_function(spec: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Import ``"package.module:function"`` and return the function."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ChunkwiseError(f"function must be written module:function, got {spec!r}")
+    try:
+        target = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise ChunkwiseError(
+            f"function {spec!r} cannot be imported: {error}"
+        ) from error
+    if not callable(target):
+        raise ChunkwiseError(f"function {spec!r} is not callable")
+    return target
+
+
+def _function_spec(function: object) -> str:
+    if isinstance(function, str):
+        resolve_function(function)
+        return function
+    spec = (
+        f"{getattr(function, '__module__', '')}:{getattr(function, '__qualname__', '')}"
+    )
+    try:
+        found = resolve_function(spec)
+    except ChunkwiseError:
+        found = None
+    if found is not function:
+        raise ChunkwiseError(
+            f"function must be importable as module:function so that runs can be "
+            f"resumed and run in other processes; {function!r} is not"
+        )
+    return spec
+
+
+@dataclass(frozen=True)
+class custom(Operation):
+    """Apply your own function to each block, read with a halo you declare.
+
+    The function takes a numpy block and returns a block of the same shape. It is
+    exact (equal to the function on the whole array) when each output voxel depends
+    only on input voxels at most ``halo`` away. At the volume's faces it sees the
+    block cut at the face, as it would see the whole array.
+
+    Parameters
+    ----------
+    function : str or callable
+        ``"package.module:function"``, or a function importable by that name.
+    halo : int or tuple of int
+        Reach of the function in voxels, for all spatial axes or one per axis.
+    dtype : str, optional
+        Output dtype (default: the input's). Results are converted to it, rounding
+        half to even and clipping for integers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> custom("numpy:negative", dtype="int16")(np.array([[1, 2]], np.uint8))
+    array([[-1, -2]], dtype=int16)
+    """
+
+    name = "custom"
+    function: str = "numpy:copy"
+    halo: int | tuple[int, ...] = 0
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "function", _function_spec(self.function))
+        halo = check_per_axis("halo", self.halo, low=0, integer=True)
+        object.__setattr__(self, "halo", halo)
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", check_dtype("dtype", self.dtype))
+
+    def halos(self, ndim: int) -> tuple[int, ...]:
+        """The halo along each of ``ndim`` axes."""
+        return per_axis("halo", self.halo, ndim, 0)
+
+    def check(self, ndim: int) -> None:
+        self.halos(ndim)
+
+    def output_dtype(self, dtype: np.dtype) -> np.dtype:
+        return np.dtype(self.dtype or dtype)
+
+    def input_box(self, box: Box, shape: Sequence[int]) -> Box:
+        return box.grow(self.halos(len(shape))).clip(shape)
+
+    def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
+        result = np.asarray(resolve_function(self.function)(data))
+        if result.shape != data.shape:
+            raise ChunkwiseError(
+                f"custom function {self.function} returned shape {result.shape} "
+                f"for a block of shape {data.shape}; it must keep the shape"
+            )
+        return to_dtype(
+            result[box.relative_to(data_box)], self.output_dtype(data.dtype)
+        )
