@@ -105,8 +105,46 @@ def test_ctrl_c_exits_130_marks_cancelled_and_resumes(volume, tmp_path):
     assert record["status"] == "cancelled"
     assert _ledger(out) < TOTAL_BLOCKS
 
-    finished = subprocess.run(_command(source, out, "--resume"), env=_env(), check=False)
+    finished = subprocess.run(
+        _command(source, out, "--resume"), env=_env(), check=False
+    )
     assert finished.returncode == 0
     result = zarr.open_array(out, mode="r")
     assert result.attrs["chunkwise"]["status"] == "complete"
     np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1.0))
+
+
+def test_resume_with_other_job_count_and_defaults_reuses_the_layout(volume, tmp_path):
+    source, data = volume
+    out = tmp_path / "out.zarr"
+    op = chunkwise.ops.gaussian(1.5)
+    layout = {"chunks": (8, 8, 8), "block": (8, 8, 8), "codec": "lz4"}
+    run = chunkwise.iter_process(source, op, out, n_jobs=2, zarr_format=2, **layout)
+    with pytest.raises(chunkwise.Cancelled):
+        for record in run:
+            if record.done == 3:
+                run.cancel()
+    first_blocks = run.plan.block_shape
+    assert zarr.open_array(out).attrs["chunkwise"]["status"] == "cancelled"
+
+    # Left out, the layout, codec and format come from the output being finished.
+    resumed = chunkwise.iter_process(source, op, out, n_jobs=1, resume=True)
+    assert resumed.plan.block_shape == first_blocks
+    assert resumed.done_at_start >= 3
+    list(resumed)
+    result = zarr.open_array(out, mode="r")
+    assert result.metadata.zarr_format == 2
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1.5))
+
+
+def test_a_directory_that_is_not_zarr_is_never_replaced(volume, tmp_path):
+    source, _ = volume
+    folder = tmp_path / "my-notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious")
+    for overwrite in (False, True):
+        with pytest.raises(chunkwise.ChunkwiseError, match="not a Zarr array"):
+            chunkwise.process(
+                source, chunkwise.ops.invert(), folder, overwrite=overwrite
+            )
+    assert (folder / "notes.txt").read_text() == "precious"

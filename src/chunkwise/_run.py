@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import joblib
 import zarr
-from zarr.storage import MemoryStore
+from zarr.storage import LocalStore, MemoryStore
 
 from chunkwise import __version__
 from chunkwise._geometry import Box
@@ -254,6 +254,20 @@ def _recipe(source: Source, plan: Plan, zarr_format: int, codec: str) -> dict[st
     )
 
 
+def _stored_recipe(store: Any, resume: bool) -> dict[str, Any] | None:
+    """The recipe of the output to resume, if there is one."""
+    existing = open_existing(store) if resume else None
+    return None if existing is None else provenance(existing).get("recipe")
+
+
+def _refuse_foreign_directory(store: Any) -> None:
+    root = store.root if isinstance(store, LocalStore) else None
+    if root is not None and root.is_dir() and any(root.iterdir()):
+        raise ChunkwiseError(
+            f"{root} exists and is not a Zarr array; refusing to replace it"
+        )
+
+
 def _open_output(
     store: Any,
     recipe: dict[str, Any],
@@ -261,8 +275,6 @@ def _open_output(
     *,
     overwrite: bool,
     resume: bool,
-    zarr_format: int,
-    codec: str,
 ) -> zarr.Array:
     existing = open_existing(store)
     if existing is not None and resume:
@@ -270,10 +282,10 @@ def _open_output(
         if stored != recipe:
             differs = sorted(
                 k for k in recipe if stored is None or stored.get(k) != recipe[k]
-            ) or ["recipe"]
+            )
             raise ChunkwiseError(
                 "cannot resume: the existing output was made with a different "
-                f"{' and '.join(differs)}; use overwrite to start again"
+                f"{' and '.join(differs or ['recipe'])}; use overwrite to start again"
             )
         return existing
     if existing is not None and not overwrite:
@@ -281,14 +293,17 @@ def _open_output(
             "the output already exists; pass overwrite (--overwrite) to replace it or "
             "resume (--resume) to finish it"
         )
+    if existing is None:
+        _refuse_foreign_directory(store)
+    output = recipe["output"]
     return create_output(
         store,
         shape=plan.shape,
         dtype=plan.dtype,
         chunks=plan.chunks,
         shards=plan.shards,
-        zarr_format=zarr_format,
-        codec=codec,
+        zarr_format=output["zarr_format"],
+        codec=output["codec"],
         attributes={
             "version": __version__,
             "operation": recipe["operation"],
@@ -317,8 +332,8 @@ def iter_process(
     chunks: Sequence[int] | None = None,
     shards: Sequence[int] | None = None,
     block: Sequence[int] | None = None,
-    zarr_format: int = 3,
-    codec: str = "zstd",
+    zarr_format: int | None = None,
+    codec: str | None = None,
     overwrite: bool = False,
     resume: bool = False,
     cancel: CancelToken | None = None,
@@ -348,19 +363,23 @@ def iter_process(
     store = output_store(out)
     _check_backend(backend, store)
     check_output_location(store, opened)
+    # On resume, what was not given is taken from the output being finished, so that
+    # resuming with another job count (which sizes blocks) still matches.
+    stored = (_stored_recipe(store, resume) or {}).get("output", {})
+    if chunks is None and shards is None:
+        chunks, shards = stored.get("chunks"), stored.get("shards")
     plan = make_plan(
-        opened, op, chunks=chunks, shards=shards, block=block, n_jobs=n_jobs
+        opened,
+        op,
+        chunks=chunks,
+        shards=shards,
+        block=block if block is not None else stored.get("block_shape"),
+        n_jobs=n_jobs,
     )
+    zarr_format = zarr_format or stored.get("zarr_format", 3)
+    codec = codec or stored.get("codec", "zstd")
     recipe = _recipe(opened, plan, zarr_format, codec)
-    output = _open_output(
-        store,
-        recipe,
-        plan,
-        overwrite=overwrite,
-        resume=resume,
-        zarr_format=zarr_format,
-        codec=codec,
-    )
+    output = _open_output(store, recipe, plan, overwrite=overwrite, resume=resume)
     return Run(
         opened,
         plan,
@@ -381,8 +400,8 @@ def process(
     chunks: Sequence[int] | None = None,
     shards: Sequence[int] | None = None,
     block: Sequence[int] | None = None,
-    zarr_format: int = 3,
-    codec: str = "zstd",
+    zarr_format: int | None = None,
+    codec: str | None = None,
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = False,
@@ -415,11 +434,11 @@ def process(
     block : sequence of int, optional
         Work block shape in output voxels, whole chunks (or shards) per axis.
         Default: chosen from the chunk shape and the number of jobs.
-    zarr_format : {2, 3}
-        Output format.
-    codec : str
+    zarr_format : {2, 3}, optional
+        Output format; default 3 (on resume: the existing output's).
+    codec : str, optional
         ``zstd``, ``lz4``, ``blosc-zstd``, ``gzip`` or ``none``, optionally with a
-        level as in ``zstd:5``.
+        level as in ``zstd:5``; default ``zstd`` (on resume: the existing output's).
     overwrite : bool
         Replace an existing output.
     resume : bool

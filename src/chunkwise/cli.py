@@ -73,11 +73,13 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "--shards", type=_shape, help="Zarr v3 shard shape (multiple of chunks)"
     )
     run.add_argument("--block", type=_shape, help="work-block shape in output voxels")
-    run.add_argument("--zarr-format", type=int, choices=(2, 3), default=3)
+    run.add_argument(
+        "--zarr-format", type=int, choices=(2, 3), help="output format (default 3)"
+    )
     run.add_argument(
         "--codec",
-        default="zstd",
-        help=f"one of {', '.join(CODECS)}, optionally with a level: zstd:5",
+        help=f"one of {', '.join(CODECS)}, optionally with a level: zstd:5 "
+        "(default zstd)",
     )
     run.add_argument(
         "--overwrite", action="store_true", help="replace an existing output"

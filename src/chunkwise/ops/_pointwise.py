@@ -47,7 +47,7 @@ def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype.kind == "b":
         return values != 0
     if dtype.kind == "f" or values.dtype == dtype:
-        return values.astype(dtype, copy=False)
+        return values.astype(dtype)
     info = np.iinfo(dtype)
     if values.dtype.kind == "b":
         return values.astype(dtype)
