@@ -1,4 +1,4 @@
-"""Module-level functions for ``ops.custom`` in tests (importable as tests.functions)."""
+"""Functions for ``ops.custom`` in tests, importable as ``tests.functions``."""
 
 from __future__ import annotations
 

@@ -81,7 +81,12 @@ def test_existing_output_is_refused_then_overwritten(source, tmp_path, capsys):
 
 def test_missing_input_and_output_inside_input_exit_2(source, tmp_path, capsys):
     path, _ = source
-    assert main(["run", str(tmp_path / "nope.zarr"), str(tmp_path / "o"), "--op", "invert"]) == 2
+    assert (
+        main(
+            ["run", str(tmp_path / "nope.zarr"), str(tmp_path / "o"), "--op", "invert"]
+        )
+        == 2
+    )
     assert "not found" in capsys.readouterr().err
     assert main(["run", str(path), str(path / "inside"), "--op", "invert"]) == 2
     assert "inside" in capsys.readouterr().err
@@ -91,7 +96,9 @@ def test_corrupt_chunk_exits_1_naming_the_chunk(source, tmp_path, capsys):
     path, _ = source
     (path / "1.1.1").write_bytes(b"not a blosc frame")
     out = tmp_path / "out.zarr"
-    assert main(["run", str(path), str(out), "--op", "gaussian:sigma=1", "--quiet"]) == 1
+    assert (
+        main(["run", str(path), str(out), "--op", "gaussian:sigma=1", "--quiet"]) == 1
+    )
     err = capsys.readouterr().err
     assert "(1, 1, 1)" in err and "block" in err
     assert zarr.open_array(out).attrs["chunkwise"]["status"] == "failed"
@@ -134,4 +141,6 @@ def test_sample_and_demo_write_data(tmp_path, capsys, monkeypatch):
     written = Path(capsys.readouterr().out.split("wrote ")[-1].splitlines()[0])
     assert written.is_relative_to(tmp_path)
     sample = zarr.open_array(written.parent / "sample.zarr")[:]
-    np.testing.assert_array_equal(zarr.open_array(written)[:], ndimage.gaussian_filter(sample, 2))
+    np.testing.assert_array_equal(
+        zarr.open_array(written)[:], ndimage.gaussian_filter(sample, 2)
+    )

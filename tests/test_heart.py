@@ -1,4 +1,4 @@
-"""The real synchrotron CT heart from the Human Organ Atlas, when ../shared is present."""
+"""The real synchrotron CT heart (Human Organ Atlas), when ../shared is present."""
 
 from __future__ import annotations
 
