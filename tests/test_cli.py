@@ -144,3 +144,18 @@ def test_sample_and_demo_write_data(tmp_path, capsys, monkeypatch):
     np.testing.assert_array_equal(
         zarr.open_array(written)[:], ndimage.gaussian_filter(sample, 2)
     )
+
+
+def test_missing_chunk_reads_as_fill_unless_asked_to_fail(tmp_path, capsys):
+    data = synthetic_ct((16, 16, 32), seed=2)
+    data[:, :, :16] = 0  # equal to the fill value: zarr does not write that chunk
+    path = tmp_path / "sparse.zarr"
+    zarr.create_array(path, data=data, chunks=(16, 16, 16))
+    assert not (path / "c" / "0" / "0" / "0").exists()
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(path), str(out), "--op", "invert", "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(out)[:], np.invert(data))
+    argv = ["run", str(path), str(out), "--op", "invert", "--missing-chunks", "error"]
+    assert main([*argv, "--overwrite", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "input chunk (0, 0, 0)" in err and "missing" in err

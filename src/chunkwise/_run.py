@@ -338,6 +338,7 @@ def iter_process(
     resume: bool = False,
     cancel: CancelToken | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    missing: str = "fill",
 ) -> Run:
     """Start processing ``source`` with ``op`` into ``out``, block by block.
 
@@ -359,7 +360,7 @@ def iter_process(
     True
     """
     n_jobs = _n_jobs(n_jobs)
-    opened = open_source(source, cache_bytes=cache_bytes)
+    opened = open_source(source, cache_bytes=cache_bytes, missing=missing)
     store = output_store(out)
     _check_backend(backend, store)
     check_output_location(store, opened)
@@ -407,6 +408,7 @@ def process(
     progress: bool = False,
     cancel: CancelToken | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    missing: str = "fill",
 ) -> zarr.Array:
     """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
 
@@ -451,6 +453,9 @@ def process(
         Set it from another thread to stop the run.
     cache_bytes : int
         Budget for the cache of decoded input chunks, per process.
+    missing : {"fill", "error"}
+        An input chunk that was never written reads as the fill value (Zarr's rule,
+        right for sparse data), or, with ``"error"``, stops the run naming the chunk.
 
     Returns
     -------
@@ -490,6 +495,7 @@ def process(
         resume=resume,
         cancel=cancel,
         cache_bytes=cache_bytes,
+        missing=missing,
     )
     if not progress:
         for _ in run:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
 from zarr.storage import LocalStore, ZipStore
 
 from chunkwise._cache import ChunkCache
@@ -40,6 +41,9 @@ class Source:
     array: Any
     location: str
     cache_bytes: int = DEFAULT_CACHE_BYTES
+    #: "fill": a chunk that was never written reads as the fill value, as in Zarr;
+    #: "error": it stops the run (for copies that may be incomplete).
+    missing: str = "fill"
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -103,7 +107,31 @@ class Source:
     def _chunk(self, index: tuple[int, ...], chunk_box: Box) -> np.ndarray:
         return self.cache.get(index, lambda: self._load(index, chunk_box))
 
+    def _require_stored(self, box: Box) -> None:
+        """Raise if a chunk under ``box`` was never written (``missing="error"``).
+
+        In a sharded array the check is per shard: the shard index tells which inner
+        chunks were written only after reading it.
+        """
+        array = self.array
+        ratio = (1,) * len(self.shape)
+        if array.shards is not None:
+            ratio = tuple(
+                s // c for s, c in zip(array.shards, array.chunks, strict=True)
+            )
+        prefix = f"{array.store_path.path}/" if array.store_path.path else ""
+        for index, _ in chunk_boxes(box, self.chunks, self.shape):
+            stored = tuple(i // r for i, r in zip(index, ratio, strict=True))
+            key = prefix + array.metadata.encode_chunk_key(stored)
+            if not sync(array.store_path.store.exists(key)):
+                raise BlockError(
+                    f"input chunk {index} of {self.location} is missing (no {key!r}); "
+                    "pass missing='fill' to read missing chunks as the fill value"
+                )
+
     def _load(self, index: tuple[int, ...] | None, box: Box) -> np.ndarray:
+        if self.missing == "error":
+            self._require_stored(box)
         try:
             data = np.asarray(self.array[box.slices])
         except Exception as error:
@@ -171,7 +199,9 @@ def _open_zarr(path: str) -> tuple[zarr.Array, str]:
     return node, location
 
 
-def open_source(source: Any, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Source:
+def open_source(
+    source: Any, *, cache_bytes: int = DEFAULT_CACHE_BYTES, missing: str = "fill"
+) -> Source:
     """Open an input read-only.
 
     Parameters
@@ -181,6 +211,10 @@ def open_source(source: Any, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Sourc
         full-resolution level is used), an open array, or an in-memory array.
     cache_bytes : int
         Budget of this process's cache of decoded input chunks (0 disables it).
+    missing : {"fill", "error"}
+        What a chunk that was never written means: the fill value (Zarr's rule, right
+        for sparse data), or an error naming the chunk (for copies that may be
+        incomplete).
 
     Returns
     -------
@@ -191,11 +225,13 @@ def open_source(source: Any, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Sourc
     ChunkwiseError
         If the input is missing, not Zarr, or of an unsupported shape or dtype.
     """
+    if missing not in ("fill", "error"):
+        raise ChunkwiseError(f"missing must be 'fill' or 'error', got {missing!r}")
     if isinstance(source, Source):
         return source
     if isinstance(source, np.ndarray):
         _check_array(source, "the input array")
-        return Source(source, "<numpy array>", cache_bytes)
+        return Source(source, "<numpy array>", cache_bytes, missing)
     if isinstance(source, zarr.Array):
         location = str(source.store_path)
         array = source
@@ -207,4 +243,4 @@ def open_source(source: Any, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Sourc
             "zarr.Array or numpy array"
         )
     _check_array(array, location)
-    return Source(array, location, cache_bytes)
+    return Source(array, location, cache_bytes, missing)

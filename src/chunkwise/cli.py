@@ -85,6 +85,12 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace an existing output"
     )
     run.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    run.add_argument(
+        "--missing-chunks",
+        choices=("fill", "error"),
+        default="fill",
+        help="an input chunk never written: the fill value (Zarr's rule) or an error",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -134,6 +140,7 @@ def _run(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         resume=args.resume,
         progress=not args.quiet,
+        missing=args.missing_chunks,
     )
     print(f"wrote {args.output}")
 

@@ -243,16 +243,13 @@ class difference_of_gaussians(_GaussianBased):
     def __post_init__(self) -> None:
         self._check_sigma("low")
         self._check_sigma("high")
-        lows, highs = (
-            np.broadcast_arrays(self.low, self.high)
-            if not (
-                isinstance(self.low, tuple)
-                and isinstance(self.high, tuple)
-                and len(self.low) != len(self.high)
-            )
-            else (np.asarray(self.low), np.asarray(self.high))
-        )
-        if lows.shape == highs.shape and np.any(lows > highs):
+        if not (isinstance(self.low, tuple) or isinstance(self.high, tuple)):
+            self.check(3)
+
+    def check(self, ndim: int) -> None:
+        lows = per_axis("low", self.low, ndim, 0)
+        highs = per_axis("high", self.high, ndim, 0)
+        if any(lo > hi for lo, hi in zip(lows, highs, strict=True)):
             raise ChunkwiseError(
                 f"high must be >= low on every axis, got low={self.low!r}, "
                 f"high={self.high!r}"
