@@ -44,6 +44,9 @@ class Source:
     #: "fill": a chunk that was never written reads as the fill value, as in Zarr;
     #: "error": it stops the run (for copies that may be incomplete).
     missing: str = "fill"
+    #: The local path the input was named by, when it was (an OME-Zarr image's group,
+    #: say, while ``array`` is its level 0).
+    named_path: str | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -232,15 +235,18 @@ def open_source(
     if isinstance(source, np.ndarray):
         _check_array(source, "the input array")
         return Source(source, "<numpy array>", cache_bytes, missing)
+    named = None
     if isinstance(source, zarr.Array):
         location = str(source.store_path)
         array = source
     elif isinstance(source, str | os.PathLike):
         array, location = _open_zarr(os.fspath(source))
+        if not is_url(os.fspath(source)):
+            named = os.path.abspath(os.fspath(source).removeprefix("file://"))
     else:
         raise ChunkwiseError(
             f"cannot read {type(source).__name__} input; give a path, URL, "
             "zarr.Array or numpy array"
         )
     _check_array(array, location)
-    return Source(array, location, cache_bytes, missing)
+    return Source(array, location, cache_bytes, missing, named)

@@ -135,7 +135,8 @@ def check_output_location(store: Any, source: Source) -> None:
     if in_store is None:
         return
     in_path = (in_store / array.store_path.path).resolve()
-    if out_path == in_path or in_path in out_path.parents:
+    named = Path(source.named_path).resolve() if source.named_path else in_path
+    if out_path in (in_path, named) or {in_path, named} & set(out_path.parents):
         raise ChunkwiseError(f"the output {out_path} is the input or inside it")
     if out_path in in_path.parents or out_path == in_store:
         raise ChunkwiseError(f"the output {out_path} contains the input {in_path}")
@@ -143,6 +144,10 @@ def check_output_location(store: Any, source: Source) -> None:
 
 def open_existing(store: Any) -> zarr.Array | None:
     """The array already at ``store``, or None if there is none."""
+    # Opening a writable local store creates its directory: look before opening, so
+    # that a run refused later leaves nothing behind.
+    if isinstance(store, LocalStore) and not Path(store.root).exists():
+        return None
     try:
         node = zarr.open(store=store, mode="r+")
     except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError):
@@ -174,7 +179,8 @@ def create_output(
         dtype=dtype,
         chunks=chunks,
         shards=shards,
-        compressors=parse_codec(codec, zarr_format),
+        # None, not [], means "no compressor" to Zarr format 2.
+        compressors=parse_codec(codec, zarr_format) or None,
         fill_value=0,
         zarr_format=zarr_format,
         attributes={ATTRIBUTE: attributes},

@@ -1,0 +1,30 @@
+"""The engine imports no GUI toolkit: only chunkwise._napari may."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+GUI_MODULES = ("qtpy", "napari", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6")
+
+
+def test_import_chunkwise_loads_no_gui_toolkit():
+    code = (
+        "import json, sys\n"
+        "import chunkwise, chunkwise.ops, chunkwise.cli\n"
+        f"print(json.dumps(sorted(m for m in {GUI_MODULES!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == []
+
+
+def test_public_names():
+    import chunkwise
+
+    assert set(chunkwise.__all__) <= set(dir(chunkwise))
+    assert {"process", "iter_process", "plan", "compute_region", "ops"} <= set(
+        chunkwise.__all__
+    )
