@@ -80,8 +80,8 @@ class custom(Operation):
     Examples
     --------
     >>> import numpy as np
-    >>> custom("numpy:negative", dtype="int16")(np.array([[1, 2]], np.uint8))
-    array([[-1, -2]], dtype=int16)
+    >>> custom("numpy:sqrt", dtype="uint8")(np.array([[4, 10]], np.uint16))
+    array([[2, 3]], dtype=uint8)
     """
 
     name = "custom"

@@ -137,9 +137,9 @@ class gaussian(_GaussianBased):
     --------
     >>> import numpy as np
     >>> gaussian(1.0)(np.eye(3, dtype=np.float32)).round(2)
-    array([[0.43, 0.25, 0.09],
-           [0.25, 0.32, 0.25],
-           [0.09, 0.25, 0.43]], dtype=float32)
+    array([[0.5 , 0.33, 0.17],
+           [0.33, 0.34, 0.33],
+           [0.17, 0.33, 0.5 ]], dtype=float32)
     """
 
     name = "gaussian"
@@ -180,9 +180,11 @@ class gradient_magnitude(_GaussianBased):
         self._check_sigma()
 
     def filter(self, data: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_gradient_magnitude(
-            data, **self._gaussian_kwargs(data.ndim)
-        )
+        # scipy applies ``axes`` to the derivatives but not to the smoothing: give a
+        # sigma for every axis, 0 on non-spatial ones, so that they are never mixed.
+        kwargs = self._gaussian_kwargs(data.ndim)
+        kwargs["sigma"] = per_axis("sigma", self.sigma, data.ndim, 0)
+        return ndimage.gaussian_gradient_magnitude(data, **kwargs)
 
 
 @dataclass(frozen=True)
