@@ -8,7 +8,7 @@ the ``wrap`` modes the halo is filled from the opposite face before filtering.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -60,13 +60,14 @@ def float_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
 
 
+@dataclass(frozen=True)
 class _Filter(Operation):
     """A neighbourhood filter; subclasses give the halo and the scipy call."""
 
-    mode: str
-    cval: float
+    mode: str = field(default="reflect", kw_only=True)
+    cval: float = field(default=0.0, kw_only=True)
 
-    def _check_common(self) -> None:
+    def __post_init__(self) -> None:
         object.__setattr__(self, "mode", check_choice("mode", self.mode, MODES))
         object.__setattr__(self, "cval", check_number("cval", self.cval))
 
@@ -96,20 +97,38 @@ class _Filter(Operation):
         return {"mode": self.mode, "cval": self.cval, "axes": spatial_axes(ndim)}
 
 
+@dataclass(frozen=True)
 class _GaussianBased(_Filter):
-    sigma: float | tuple[float, ...]
-    truncate: float
+    """Filters built on Gaussian kernels, whose reach is ``truncate`` sigmas."""
 
-    def _check_sigma(self, name: str = "sigma") -> None:
-        value = check_per_axis(name, getattr(self, name), low=0)
-        object.__setattr__(self, name, value)
+    truncate: float = field(default=4.0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         truncate = check_number("truncate", self.truncate, low=0, strict_low=True)
         object.__setattr__(self, "truncate", truncate)
-        self._check_common()
+
+    def _check_sigma(self, name: str) -> None:
+        value = check_per_axis(name, getattr(self, name), low=0)
+        object.__setattr__(self, name, value)
+
+    def _radius(self, name: str, ndim: int) -> tuple[int, ...]:
+        sigmas = per_axis(name, getattr(self, name), ndim, 0)
+        return tuple(gaussian_radius(s, self.truncate) for s in sigmas)
+
+
+@dataclass(frozen=True)
+class _Smoothing(_GaussianBased):
+    """A Gaussian-based filter with one ``sigma``."""
+
+    sigma: float | tuple[float, ...] = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_sigma("sigma")
 
     def halo(self, ndim: int) -> tuple[int, ...]:
-        sigmas = per_axis("sigma", self.sigma, ndim, 0)
-        return tuple(gaussian_radius(s, self.truncate) for s in sigmas)
+        return self._radius("sigma", ndim)
 
     def _gaussian_kwargs(self, ndim: int) -> dict:
         sigma = self._spatial("sigma", self.sigma, ndim, 0)
@@ -117,7 +136,7 @@ class _GaussianBased(_Filter):
 
 
 @dataclass(frozen=True)
-class gaussian(_GaussianBased):
+class gaussian(_Smoothing):
     """Gaussian smoothing, exactly ``scipy.ndimage.gaussian_filter``.
 
     Parameters
@@ -143,20 +162,13 @@ class gaussian(_GaussianBased):
     """
 
     name = "gaussian"
-    sigma: float | tuple[float, ...] = 1.0
-    mode: str = "reflect"
-    cval: float = 0.0
-    truncate: float = 4.0
-
-    def __post_init__(self) -> None:
-        self._check_sigma()
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_filter(data, **self._gaussian_kwargs(data.ndim))
 
 
 @dataclass(frozen=True)
-class gradient_magnitude(_GaussianBased):
+class gradient_magnitude(_Smoothing):
     """Gradient magnitude from Gaussian derivatives (``gaussian_gradient_magnitude``).
 
     The output keeps the input dtype, as scipy's does (use ``astype`` first for a
@@ -171,13 +183,6 @@ class gradient_magnitude(_GaussianBased):
     """
 
     name = "gradient_magnitude"
-    sigma: float | tuple[float, ...] = 1.0
-    mode: str = "reflect"
-    cval: float = 0.0
-    truncate: float = 4.0
-
-    def __post_init__(self) -> None:
-        self._check_sigma()
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         # scipy applies ``axes`` to the derivatives but not to the smoothing: give a
@@ -188,7 +193,7 @@ class gradient_magnitude(_GaussianBased):
 
 
 @dataclass(frozen=True)
-class laplace_of_gaussian(_GaussianBased):
+class laplace_of_gaussian(_Smoothing):
     """Laplacian of Gaussian, exactly ``scipy.ndimage.gaussian_laplace``.
 
     The output keeps the input dtype, as scipy's does (use ``astype`` first for a
@@ -203,16 +208,41 @@ class laplace_of_gaussian(_GaussianBased):
     """
 
     name = "laplace_of_gaussian"
-    sigma: float | tuple[float, ...] = 1.0
-    mode: str = "reflect"
-    cval: float = 0.0
-    truncate: float = 4.0
-
-    def __post_init__(self) -> None:
-        self._check_sigma()
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_laplace(data, **self._gaussian_kwargs(data.ndim))
+
+
+@dataclass(frozen=True)
+class unsharp_mask(_Smoothing):
+    """Sharpen: ``x + amount * (x - gaussian(x, sigma))``, computed in float.
+
+    The output is float64 for float64 input and float32 otherwise.
+
+    Parameters
+    ----------
+    sigma : float or tuple of float
+        Standard deviation of the blur that is subtracted.
+    amount : float
+        Strength of the sharpening, >= 0.
+    mode, cval, truncate
+        As for `gaussian`.
+    """
+
+    name = "unsharp_mask"
+    amount: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "amount", check_number("amount", self.amount, low=0))
+
+    def output_dtype(self, dtype: np.dtype) -> np.dtype:
+        return float_dtype(dtype)
+
+    def filter(self, data: np.ndarray) -> np.ndarray:
+        values = data.astype(float_dtype(data.dtype))
+        blurred = ndimage.gaussian_filter(values, **self._gaussian_kwargs(data.ndim))
+        return values + values.dtype.type(self.amount) * (values - blurred)
 
 
 @dataclass(frozen=True)
@@ -238,11 +268,9 @@ class difference_of_gaussians(_GaussianBased):
     name = "difference_of_gaussians"
     low: float | tuple[float, ...] = 1.0
     high: float | tuple[float, ...] = 2.0
-    mode: str = "reflect"
-    cval: float = 0.0
-    truncate: float = 4.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._check_sigma("low")
         self._check_sigma("high")
         if not (isinstance(self.low, tuple) or isinstance(self.high, tuple)):
@@ -257,10 +285,8 @@ class difference_of_gaussians(_GaussianBased):
                 f"high={self.high!r}"
             )
 
-    @property
-    def sigma(self) -> float | tuple[float, ...]:  # type: ignore[override]
-        """The larger sigma, which sets the halo."""
-        return self.high
+    def halo(self, ndim: int) -> tuple[int, ...]:
+        return self._radius("high", ndim)
 
     def output_dtype(self, dtype: np.dtype) -> np.dtype:
         return float_dtype(dtype)
@@ -276,49 +302,16 @@ class difference_of_gaussians(_GaussianBased):
 
 
 @dataclass(frozen=True)
-class unsharp_mask(_GaussianBased):
-    """Sharpen: ``x + amount * (x - gaussian(x, sigma))``, computed in float.
-
-    The output is float64 for float64 input and float32 otherwise.
-
-    Parameters
-    ----------
-    sigma : float or tuple of float
-        Standard deviation of the blur that is subtracted.
-    amount : float
-        Strength of the sharpening, >= 0.
-    mode, cval, truncate
-        As for `gaussian`.
-    """
-
-    name = "unsharp_mask"
-    sigma: float | tuple[float, ...] = 1.0
-    amount: float = 1.0
-    mode: str = "reflect"
-    cval: float = 0.0
-    truncate: float = 4.0
-
-    def __post_init__(self) -> None:
-        self._check_sigma()
-        object.__setattr__(self, "amount", check_number("amount", self.amount, low=0))
-
-    def output_dtype(self, dtype: np.dtype) -> np.dtype:
-        return float_dtype(dtype)
-
-    def filter(self, data: np.ndarray) -> np.ndarray:
-        values = data.astype(float_dtype(data.dtype))
-        blurred = ndimage.gaussian_filter(values, **self._gaussian_kwargs(data.ndim))
-        return values + values.dtype.type(self.amount) * (values - blurred)
-
-
 class _SizeFilter(_Filter):
-    size: int | tuple[int, ...]
+    """A filter over a box of ``size`` voxels, run by the scipy function named."""
+
+    size: int | tuple[int, ...] = 3
     scipy_filter: ClassVar[str]
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         size = check_per_axis("size", self.size, low=0, integer=True)
         object.__setattr__(self, "size", size)
-        self._check_common()
 
     def sizes(self, ndim: int) -> tuple[int, ...]:
         """Window size per spatial axis; 0 means 1 (no filtering)."""
@@ -353,9 +346,6 @@ class median(_SizeFilter):
     __doc__ = _SIZE_DOC.format(title="Median filter", scipy="median_filter")
     name = "median"
     scipy_filter = "median_filter"
-    size: int | tuple[int, ...] = 3
-    mode: str = "reflect"
-    cval: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -372,9 +362,6 @@ class uniform(_SizeFilter):
     )
     name = "uniform"
     scipy_filter = "uniform_filter"
-    size: int | tuple[int, ...] = 3
-    mode: str = "reflect"
-    cval: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -384,9 +371,6 @@ class minimum(_SizeFilter):
     )
     name = "minimum"
     scipy_filter = "minimum_filter"
-    size: int | tuple[int, ...] = 3
-    mode: str = "reflect"
-    cval: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -396,6 +380,3 @@ class maximum(_SizeFilter):
     )
     name = "maximum"
     scipy_filter = "maximum_filter"
-    size: int | tuple[int, ...] = 3
-    mode: str = "reflect"
-    cval: float = 0.0
