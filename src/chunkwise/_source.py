@@ -27,6 +27,7 @@ __all__ = ["DEFAULT_CACHE_BYTES", "Source", "is_url", "open_source"]
 DEFAULT_CACHE_BYTES = 128 * 2**20
 _CACHES: OrderedDict[str, ChunkCache] = OrderedDict()
 _MAX_CACHES = 4
+_RECENT: OrderedDict[tuple[int, int, str], tuple[zarr.Array, Source]] = OrderedDict()
 
 
 def is_url(path: str) -> bool:
@@ -61,8 +62,11 @@ class Source:
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
-        """Chunk shape (inner chunks for sharded arrays); None for numpy arrays."""
-        return None if isinstance(self.array, np.ndarray) else tuple(self.array.chunks)
+        """Chunk shape (inner chunks for sharded arrays; a dask array's chunk size)."""
+        if isinstance(self.array, zarr.Array):
+            return tuple(self.array.chunks)
+        chunksize = getattr(self.array, "chunksize", None)
+        return None if chunksize is None else tuple(int(c) for c in chunksize)
 
     @property
     def cache(self) -> ChunkCache:
@@ -86,10 +90,13 @@ class Source:
 
     def read(self, box: Box) -> np.ndarray:
         """Return the input over ``box`` (inside the volume), read-only."""
-        if self.chunks is None:
-            view = self.array[box.slices]
-            view.flags.writeable = False
-            return view
+        if not isinstance(self.array, zarr.Array):
+            # In memory, or lazy with its own chunking (dask): read the box at once.
+            data = self.array[box.slices]
+            if not isinstance(data, np.ndarray):
+                data = np.asarray(data)
+            data.flags.writeable = False
+            return data
         if self.cache_bytes <= 0:
             return self._load(None, box)
         pieces = list(chunk_boxes(box, self.chunks, self.shape))
@@ -209,9 +216,10 @@ def open_source(
 
     Parameters
     ----------
-    source : str, os.PathLike, zarr.Array, numpy.ndarray or Source
+    source : str, os.PathLike, zarr.Array, numpy.ndarray, dask array or Source
         A local directory or ``.zip`` store, an fsspec URL, an OME-Zarr image (its
-        full-resolution level is used), an open array, or an in-memory array.
+        full-resolution level is used), an open array, an in-memory array, or any
+        lazy array with ``shape``, ``dtype`` and numpy-style slicing (dask).
     cache_bytes : int
         Budget of this process's cache of decoded input chunks (0 disables it).
     missing : {"fill", "error"}
@@ -237,16 +245,26 @@ def open_source(
         return Source(source, "<numpy array>", cache_bytes, missing)
     named = None
     if isinstance(source, zarr.Array):
-        location = str(source.store_path)
-        array = source
-    elif isinstance(source, str | os.PathLike):
+        key = (id(source), cache_bytes, missing)
+        if key in _RECENT and _RECENT[key][0] is source:
+            # The same open array keeps its cache: repeated previews decode less.
+            return _RECENT[key][1]
+        _check_array(source, str(source.store_path))
+        opened = Source(source, str(source.store_path), cache_bytes, missing)
+        _RECENT[key] = (source, opened)
+        while len(_RECENT) > _MAX_CACHES:
+            _RECENT.popitem(last=False)
+        return opened
+    if isinstance(source, str | os.PathLike):
         array, location = _open_zarr(os.fspath(source))
         if not is_url(os.fspath(source)):
             named = os.path.abspath(os.fspath(source).removeprefix("file://"))
+    elif all(hasattr(source, a) for a in ("shape", "dtype", "ndim", "__getitem__")):
+        array, location = source, f"<{type(source).__module__}.{type(source).__name__}>"
     else:
         raise ChunkwiseError(
             f"cannot read {type(source).__name__} input; give a path, URL, "
-            "zarr.Array or numpy array"
+            "zarr.Array, numpy or dask array"
         )
     _check_array(array, location)
     return Source(array, location, cache_bytes, missing, named)

@@ -5,7 +5,15 @@ Each operation is a small frozen value with validated parameters. Build them wit
 """
 
 from chunkwise.ops._base import Operation
-from chunkwise.ops._catalogue import CATALOGUE, describe, from_dict, parse
+from chunkwise.ops._catalogue import (
+    CATALOGUE,
+    DTYPES,
+    Parameter,
+    describe,
+    from_dict,
+    parameters,
+    parse,
+)
 from chunkwise.ops._chain import Chain, chain
 from chunkwise.ops._custom import custom
 from chunkwise.ops._filters import (
@@ -26,9 +34,11 @@ from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
 __all__ = [
     "CATALOGUE",
     "DOWNSAMPLE_METHODS",
+    "DTYPES",
     "MODES",
     "Chain",
     "Operation",
+    "Parameter",
     "astype",
     "chain",
     "clip",
@@ -45,6 +55,7 @@ __all__ = [
     "maximum",
     "median",
     "minimum",
+    "parameters",
     "parse",
     "rescale",
     "threshold",

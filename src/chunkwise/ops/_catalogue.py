@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._chain import chain
 from chunkwise.ops._custom import custom
 from chunkwise.ops._filters import (
+    MODES,
     difference_of_gaussians,
     gaussian,
     gradient_magnitude,
@@ -21,12 +23,20 @@ from chunkwise.ops._filters import (
     unsharp_mask,
 )
 from chunkwise.ops._pointwise import astype, clip, gamma, invert, rescale, threshold
-from chunkwise.ops._resample import downsample, upsample
+from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
 
 if TYPE_CHECKING:
     from chunkwise.ops._base import Operation
 
-__all__ = ["CATALOGUE", "describe", "from_dict", "parse"]
+__all__ = [
+    "CATALOGUE",
+    "DTYPES",
+    "Parameter",
+    "describe",
+    "from_dict",
+    "parameters",
+    "parse",
+]
 
 CATALOGUE: dict[str, type[Operation]] = {
     op.name: op
@@ -128,7 +138,78 @@ def describe(name: str) -> list[tuple[str, str, Any]]:
 
     The default is `inspect.Parameter.empty` for required parameters.
     """
+    return [(p.name, p.annotation, p.default) for p in parameters(name)]
+
+
+DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """What a form needs to edit one parameter of an operation.
+
+    ``kind`` is ``"float"``, ``"int"``, ``"choice"``, ``"range"`` (a low/high pair),
+    ``"dtype"`` or ``"text"``. ``per_axis`` parameters take one value or one per
+    spatial axis. ``default`` is `inspect.Parameter.empty` when required; a default
+    of None means the parameter is optional.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    annotation: str
+    per_axis: bool = False
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        """Whether the operation needs a value for it."""
+        return self.default is inspect.Parameter.empty
+
+
+_SIGMA = {"kind": "float", "per_axis": True, "low": 0.0, "high": 100.0, "step": 0.5}
+_FLOAT = {"kind": "float", "low": -1e12, "high": 1e12, "step": 1.0}
+_POSITIVE = {"kind": "float", "low": 0.0, "high": 100.0, "step": 0.1}
+#: Form hints by parameter name: names mean the same thing in every operation.
+_HINTS: dict[str, dict[str, Any]] = {
+    "sigma": _SIGMA,
+    "low": _SIGMA,
+    "high": _SIGMA,
+    "size": {"kind": "int", "per_axis": True, "low": 0, "high": 99, "step": 1},
+    "factor": {"kind": "int", "per_axis": True, "low": 1, "high": 64, "step": 1},
+    "halo": {"kind": "int", "per_axis": True, "low": 0, "high": 1024, "step": 1},
+    "mode": {"kind": "choice", "choices": MODES},
+    "method": {"kind": "choice", "choices": DOWNSAMPLE_METHODS},
+    "order": {"kind": "choice", "choices": (0, 1)},
+    "dtype": {"kind": "dtype", "choices": DTYPES},
+    "in_range": {"kind": "range"},
+    "out_range": {"kind": "range"},
+    "truncate": {"kind": "float", "low": 0.5, "high": 20.0, "step": 0.5},
+    "amount": _POSITIVE,
+    "gain": _POSITIVE,
+    "gamma": {"kind": "float", "low": 0.05, "high": 20.0, "step": 0.05},
+    "function": {"kind": "text"},
+}
+
+
+def parameters(name: str) -> tuple[Parameter, ...]:
+    """The parameters of operation ``name``, with what a form needs to edit them.
+
+    Examples
+    --------
+    >>> [(p.name, p.kind, p.per_axis) for p in parameters("downsample")]
+    [('factor', 'int', True), ('method', 'choice', False)]
+    """
     signature = inspect.signature(_lookup(name))
-    return [
-        (p.name, str(p.annotation), p.default) for p in signature.parameters.values()
-    ]
+    return tuple(
+        Parameter(
+            name=p.name,
+            default=p.default,
+            annotation=str(p.annotation),
+            **_HINTS.get(p.name, _FLOAT),
+        )
+        for p in signature.parameters.values()
+    )
