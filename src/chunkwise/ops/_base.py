@@ -48,6 +48,13 @@ class Operation:
         """Dtype of the output for an input of ``dtype``."""
         return np.dtype(dtype)
 
+    def voxel_scale(self, ndim: int) -> tuple[float, ...]:
+        """Size of an output voxel in input voxels, per axis (``k`` after downsample).
+
+        Output voxel ``j`` is centred on input coordinate ``(j + 0.5) * s - 0.5``.
+        """
+        return (1.0,) * ndim
+
     def input_box(self, box: Box, shape: Sequence[int]) -> Box:
         """Input box that output ``box`` needs, for an input of ``shape``.
 

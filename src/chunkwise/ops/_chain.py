@@ -51,6 +51,14 @@ class Chain(Operation):
             dtype = step.output_dtype(dtype)
         return dtype
 
+    def voxel_scale(self, ndim: int) -> tuple[float, ...]:
+        scale = (1.0,) * ndim
+        for step in self.ops:
+            scale = tuple(
+                a * b for a, b in zip(scale, step.voxel_scale(ndim), strict=True)
+            )
+        return scale
+
     def input_box(self, box: Box, shape: Sequence[int]) -> Box:
         shapes = [tuple(shape)]
         for step in self.ops[:-1]:

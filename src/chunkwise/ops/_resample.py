@@ -108,6 +108,9 @@ class downsample(_Resample):
         factors = self.factors(len(shape))
         return tuple(ceil_div(n, k) for n, k in zip(shape, factors, strict=True))
 
+    def voxel_scale(self, ndim: int) -> tuple[float, ...]:
+        return tuple(float(k) for k in self.factors(ndim))
+
     def input_box(self, box: Box, shape: Sequence[int]) -> Box:
         factors = self.factors(len(shape))
         return Box(
@@ -182,6 +185,9 @@ class upsample(_Resample):
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         factors = self.factors(len(shape))
         return tuple(n * k for n, k in zip(shape, factors, strict=True))
+
+    def voxel_scale(self, ndim: int) -> tuple[float, ...]:
+        return tuple(1.0 / k for k in self.factors(ndim))
 
     def input_box(self, box: Box, shape: Sequence[int]) -> Box:
         factors = self.factors(len(shape))

@@ -1,0 +1,400 @@
+"""The "Process volume" dock widget: gathers choices and hands them to the engine.
+
+It owns no processing logic: operations come from `chunkwise.ops`, previews from
+`chunkwise.compute_region`, runs from `chunkwise.iter_process`.
+"""
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import napari
+import numpy as np
+import zarr
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QMessageBox
+from superqt.utils import qdebounced
+
+import chunkwise
+from chunkwise._napari._form import ChainEditor
+from chunkwise._napari._layers import is_labels_result, layer_source, output_geometry
+from chunkwise._napari._preview import PlanePreview
+from chunkwise._napari._worker import RunStream
+from chunkwise._store import CODECS, provenance
+
+__all__ = ["ProcessWidget"]
+
+#: Debounce for parameter edits and slider moves before a preview is computed.
+PREVIEW_DEBOUNCE_MS = 150
+
+
+class ProcessWidget(Container):
+    """Tune an operation on the plane in view, then run it over the whole volume."""
+
+    # napari gives the viewer by this runtime annotation (no postponed annotations).
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._preview = PlanePreview(viewer)
+        self.stream: RunStream | None = None
+        self.output_layer: Image | Labels | None = None
+        self.input = ComboBox(label="input", choices=self._input_layers)
+        self.steps = ChainEditor()
+        self.preview = CheckBox(value=False, text="Preview on the current plane")
+        self.output = FileEdit(label="output", mode="w", filter="*.zarr", nullable=True)
+        self.output.tooltip = (
+            "Zarr store to write; empty: a scratch store to save later"
+        )
+        self.zarr_format = ComboBox(label="Zarr format", choices=(3, 2), value=3)
+        self.codec = ComboBox(label="codec", choices=CODECS, value="zstd")
+        self.chunks = LineEdit(label="chunks", value="")
+        self.chunks.tooltip = "output chunk shape such as 64,64,64 (empty: the input's)"
+        self.n_jobs = SpinBox(
+            label="jobs", value=joblib.cpu_count(), min=1, max=joblib.cpu_count() * 4
+        )
+        self.backend = ComboBox(label="backend", choices=chunkwise._run.BACKENDS)
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.resume_button = PushButton(text="Resume", enabled=False)
+        self.save_button = PushButton(text="Save result as…", enabled=False)
+        self.progress = ProgressBar(label="progress", value=0, min=0, max=1)
+        self.status = Label(label="", value="")
+        self.compare = CheckBox(
+            value=False, text="Compare input and output side by side"
+        )
+        buttons = Container(
+            layout="horizontal",
+            labels=False,
+            widgets=[self.run_button, self.cancel_button, self.resume_button],
+        )
+        self.extend(
+            [
+                self.input,
+                self.steps,
+                self.preview,
+                self.output,
+                self.zarr_format,
+                self.codec,
+                self.chunks,
+                self.n_jobs,
+                self.backend,
+                buttons,
+                self.progress,
+                self.status,
+                self.save_button,
+                self.compare,
+            ]
+        )
+        self._scratch: Path | None = None
+        self._visibility: dict[str, bool] = {}
+        self._schedule_preview = qdebounced(self._update_preview, PREVIEW_DEBOUNCE_MS)
+        #: Asks the user; tests replace it. Takes (title, text, buttons) -> answer.
+        self.ask = _ask
+
+        viewer.layers.events.inserted.connect(self._on_layers_changed)
+        viewer.layers.events.removed.connect(self._on_layers_changed)
+        viewer.dims.events.current_step.connect(self._on_view_changed)
+        self.input.changed.connect(self._on_input_changed)
+        self.steps.changed.connect(self._on_view_changed)
+        self.preview.changed.connect(self._on_preview_toggled)
+        self.run_button.changed.connect(self._on_run)
+        self.cancel_button.changed.connect(self._on_cancel)
+        self.resume_button.changed.connect(lambda: self._on_run(resume=True))
+        self.save_button.changed.connect(self._on_save)
+        self.compare.changed.connect(self._on_compare)
+        self._on_input_changed(self.input.value)
+
+    # --- choices ---------------------------------------------------------------
+    def _input_layers(self, _: Any = None) -> list[Image | Labels]:
+        # Plugins see layers through napari's proxies: compare names, not identity.
+        ours = {_name(self._preview.layer), _name(self.output_layer)}
+        return [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, Image | Labels) and layer.name not in ours
+        ]
+
+    def _on_layers_changed(self, _: Any = None) -> None:
+        self.input.reset_choices()
+
+    def _on_input_changed(self, layer: Image | Labels | None) -> None:
+        # Start required parameters where the data is, so they are tuned by eye.
+        if isinstance(layer, Image):
+            low, high = (float(v) for v in layer.contrast_limits)
+            self.steps.hints.update(
+                lo=low, hi=high, value=(low + high) / 2, in_range=(low, high)
+            )
+        self._on_view_changed()
+
+    def operation(self) -> chunkwise.ops.Operation:
+        """The operation as the form stands (validated by the engine)."""
+        return self.steps.operation()
+
+    # --- preview -----------------------------------------------------------------
+    def _on_preview_toggled(self, on: bool) -> None:
+        if on:
+            self._update_preview()
+        else:
+            self._preview.close()
+
+    def _on_view_changed(self, *_: Any) -> None:
+        if self.preview.value:
+            self._schedule_preview()
+
+    def _update_preview(self) -> None:
+        layer = self.input.value
+        if not self.preview.value or layer is None:
+            return
+        if self._viewer.dims.ndisplay != 2:
+            self.status.value = "preview shows planes: switch to the 2D view"
+            return
+        try:
+            op = self.operation()
+        except chunkwise.ChunkwiseError as error:
+            self.status.value = str(error)
+            return
+        self.status.value = ""
+        self._preview.request(layer, op)
+
+    # --- run ---------------------------------------------------------------------
+    def _output_target(self, layer: Image | Labels, op: Any) -> Path:
+        chosen = self.output.value
+        if chosen is not None and str(chosen) not in ("", "."):
+            self._scratch = None
+            return Path(chosen)
+        folder = Path(tempfile.mkdtemp(prefix="chunkwise-"))
+        self._scratch = folder / f"{layer.name}-{op.name}.zarr"
+        return self._scratch
+
+    def _existing_choice(self, path: Path) -> str | None:
+        """For an existing output: "overwrite", "resume", or None to stop."""
+        if not path.exists():
+            return "new"
+        try:
+            status = provenance(zarr.open_array(path, mode="r")).get("status")
+        except Exception:
+            status = None
+        if status in ("running", "failed", "cancelled", "created"):
+            answer = self.ask(
+                "Output exists",
+                f"{path} holds an unfinished run ({status}). Resume or overwrite it?",
+                ("Resume", "Overwrite", "Cancel"),
+            )
+        else:
+            answer = self.ask(
+                "Output exists",
+                f"{path} exists. Overwrite it?",
+                ("Overwrite", "Cancel"),
+            )
+        return {"Resume": "resume", "Overwrite": "overwrite"}.get(answer)
+
+    def _on_run(self, resume: bool = False) -> None:
+        layer = self.input.value
+        if layer is None:
+            show_error("choose an input layer first")
+            return
+        if self.stream is not None and self.stream.running:
+            return
+        try:
+            op = self.operation()
+            target = self._last_target if resume else self._output_target(layer, op)
+            choice = "resume" if resume else self._existing_choice(target)
+            if choice is None:
+                return
+            run = chunkwise.iter_process(
+                layer_source(layer),
+                op,
+                target,
+                n_jobs=self.n_jobs.value,
+                backend=self.backend.value,
+                chunks=_parse_chunks(self.chunks.value),
+                zarr_format=self.zarr_format.value,
+                codec=self.codec.value,
+                overwrite=choice == "overwrite",
+                resume=choice == "resume",
+            )
+        except (chunkwise.ChunkwiseError, OSError) as error:
+            show_error(str(error))
+            return
+        self._last_target = target
+        self._show_output(layer, op, run)
+        self.stream = RunStream(run, self.output_layer, self._on_record, self._on_end)
+        self.progress.max = len(run.plan)
+        self.progress.value = run.done_at_start
+        self.status.value = f"running: {len(run.plan)} blocks into {target}"
+        self._set_running(True)
+        self.stream.start()
+
+    def _show_output(self, layer: Image | Labels, op: Any, run: chunkwise.Run) -> None:
+        geometry = output_geometry(layer, op)
+        name = f"{layer.name} {op.name}"
+        if _name(self.output_layer) in self._viewer.layers:
+            self._viewer.layers.remove(_name(self.output_layer))
+        kwargs = {
+            "name": name,
+            "scale": geometry.scale,
+            "translate": geometry.translate,
+        }
+        if is_labels_result(layer, op):
+            self.output_layer = self._viewer.add_labels(run.output, **kwargs)
+        else:
+            self.output_layer = self._viewer.add_image(
+                run.output,
+                contrast_limits=_contrast_limits(layer, run.output),
+                **kwargs,
+            )
+        self._first_record = True
+
+    def _on_record(self, record: chunkwise.BlockDone) -> None:
+        self.progress.value = record.done
+        stream = self.stream
+        elapsed = time.perf_counter() - stream.started
+        computed = record.done - stream.run.done_at_start
+        rate = computed / elapsed if elapsed > 0 else 0.0
+        mb = (
+            computed
+            * np.prod(stream.run.plan.block_shape)
+            * stream.run.plan.dtype.itemsize
+        )
+        eta = (record.total - record.done) / rate if rate else float("nan")
+        self.status.value = (
+            f"{record.done}/{record.total} blocks · {mb / elapsed / 1e6:.0f} MB/s · "
+            f"ETA {eta:.0f} s"
+        )
+        if self._first_record and self.output_layer is not None:
+            self._first_record = False
+            if self.output_layer.dtype.kind == "f" and not isinstance(
+                self.output_layer, Labels
+            ):
+                block = np.asarray(stream.run.output[record.box.slices])
+                finite = block[np.isfinite(block)]
+                if finite.size:
+                    low, high = np.percentile(finite, [0.5, 99.5])
+                    self.output_layer.contrast_limits = (
+                        float(low),
+                        float(max(high, low + 1e-6)),
+                    )
+
+    def _on_end(self, error: BaseException | None) -> None:
+        self._set_running(False)
+        if error is None:
+            self.status.value = f"done: {self.stream.run.output.store_path}"
+            self.resume_button.enabled = False
+            self.save_button.enabled = self._scratch is not None
+        elif isinstance(error, chunkwise.Cancelled):
+            self.status.value = f"cancelled: {error}"
+            self.resume_button.enabled = True
+        else:
+            self.status.value = f"failed: {type(error).__name__}: {error}"
+            self.resume_button.enabled = True
+            show_error(str(error))
+
+    def _on_cancel(self) -> None:
+        if self.stream is not None:
+            self.stream.cancel()
+            self.status.value = "cancelling: finishing the blocks in flight…"
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+        if running:
+            self.resume_button.enabled = False
+            self.save_button.enabled = False
+
+    def _on_save(self) -> None:
+        if self._scratch is None:
+            return
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(
+            None, "Save result as", "", "Zarr (*.zarr)"
+        )
+        if path:
+            self.save_scratch(Path(path))
+
+    def save_scratch(self, path: Path) -> None:
+        """Keep the scratch result at ``path``."""
+        if path.exists():
+            show_error(f"{path} exists; choose a new name")
+            return
+        shutil.copytree(self._scratch, path)
+        show_info(f"saved {path}")
+
+    # --- compare -------------------------------------------------------------------
+    def _on_compare(self, on: bool) -> None:
+        viewer, layer, output = self._viewer, self.input.value, self.output_layer
+        if on:
+            if layer is None or output is None:
+                show_error("run an operation first: compare shows input and output")
+                self.compare.value = False
+                return
+            self._visibility = {item.name: item.visible for item in viewer.layers}
+            for item in viewer.layers:
+                item.visible = item.name in (layer.name, output.name)
+            same = isinstance(output, Image) and isinstance(layer, Image)
+            if same and output.dtype == layer_source(layer).dtype:
+                output.contrast_limits = layer.contrast_limits
+            _grid(viewer).enabled = True
+            viewer.reset_view()
+        else:
+            _grid(viewer).enabled = False
+            viewer.reset_view()
+            for item in viewer.layers:
+                item.visible = self._visibility.get(item.name, item.visible)
+
+
+def _grid(viewer: napari.viewer.Viewer) -> Any:
+    # napari 0.9 moved the grid to the canvas model.
+    return viewer.canvas.grid if hasattr(viewer, "canvas") else viewer.grid
+
+
+def _name(layer: Any) -> str | None:
+    return None if layer is None else layer.name
+
+
+def _parse_chunks(text: str) -> tuple[int, ...] | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise chunkwise.ChunkwiseError(
+            f"chunks must be integers like 64,64,64, got {text!r}"
+        ) from None
+
+
+def _contrast_limits(layer: Image | Labels, output: zarr.Array) -> tuple[float, float]:
+    if isinstance(layer, Image) and output.dtype == layer_source(layer).dtype:
+        return tuple(layer.contrast_limits)
+    if output.dtype.kind in "ui":
+        info = np.iinfo(output.dtype)
+        return (float(info.min), float(info.max))
+    return (0.0, 1.0)
+
+
+def _ask(title: str, text: str, buttons: tuple[str, ...]) -> str:
+    box = QMessageBox()
+    box.setWindowTitle(title)
+    box.setText(text)
+    added = {
+        box.addButton(label, QMessageBox.ButtonRole.AcceptRole): label
+        for label in buttons
+    }
+    box.exec()
+    return added.get(box.clickedButton(), "Cancel")
