@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--shape", type=_shape, default=(256, 256, 256))
     sample.add_argument("--chunks", type=_shape, default=(64, 64, 64))
     sample.add_argument("--seed", type=int, default=0)
+    view = commands.add_parser(
+        "view",
+        help="open napari with the plugin docked and a volume (default: the sample)",
+    )
+    view.add_argument("path", nargs="?", help="Zarr array or OME-Zarr image to open")
+    view.add_argument("--screenshot", help="run a Gaussian, compare, save a PNG, quit")
     demo = commands.add_parser(
         "demo",
         help="run a Gaussian filter over generated sample data into a scratch folder",
@@ -211,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.output, args.shape, chunks=args.chunks, seed=args.seed
             )
             print(f"wrote {args.output}")
+        elif args.command == "view":
+            from chunkwise._napari._main import main as view
+
+            view(args.path, args.screenshot)
         else:
             _demo(args.shape)
     except ChunkwiseError as error:

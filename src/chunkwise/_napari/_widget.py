@@ -102,6 +102,7 @@ class ProcessWidget(Container):
         )
         self._scratch: Path | None = None
         self._visibility: dict[str, bool] = {}
+        self._closed = False
         self._schedule_preview = qdebounced(self._update_preview, PREVIEW_DEBOUNCE_MS)
         #: Asks the user; tests replace it. Takes (title, text, buttons) -> answer.
         self.ask = _ask
@@ -109,6 +110,8 @@ class ProcessWidget(Container):
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         viewer.dims.events.current_step.connect(self._on_view_changed)
+        # The viewer outlives a closed dock widget: stop listening when it goes.
+        self.native.destroyed.connect(self._disconnect_viewer)
         self.input.changed.connect(self._on_input_changed)
         self.steps.changed.connect(self._on_view_changed)
         self.preview.changed.connect(self._on_preview_toggled)
@@ -128,6 +131,17 @@ class ProcessWidget(Container):
             for layer in self._viewer.layers
             if isinstance(layer, Image | Labels) and layer.name not in ours
         ]
+
+    def _disconnect_viewer(self, *_: Any) -> None:
+        self._closed = True
+        self._schedule_preview.cancel()
+        events = self._viewer.layers.events
+        for emitter, callback in (
+            (events.inserted, self._on_layers_changed),
+            (events.removed, self._on_layers_changed),
+            (self._viewer.dims.events.current_step, self._on_view_changed),
+        ):
+            emitter.disconnect(callback)
 
     def _on_layers_changed(self, _: Any = None) -> None:
         self.input.reset_choices()
@@ -157,6 +171,8 @@ class ProcessWidget(Container):
             self._schedule_preview()
 
     def _update_preview(self) -> None:
+        if self._closed:
+            return
         layer = self.input.value
         if not self.preview.value or layer is None:
             return
