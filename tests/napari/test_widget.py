@@ -205,7 +205,12 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(
     assert status == "cancelled"
     assert widget.progress.value < widget.progress.max
 
-    widget.resume_button.clicked.emit()
+    # Run again into the unfinished output: the widget offers to resume it.
+    offered = []
+    widget.ask = lambda title, text, buttons: offered.append(buttons) or "Resume"
+    widget.run_button.clicked.emit()
+    assert offered == [("Resume", "Overwrite", "Cancel")]
+    assert widget.stream.run.done_at_start > 0
     _wait_for_run(qtbot, widget)
     result = zarr.open_array(target, mode="r")
     assert result.attrs["chunkwise"]["status"] == "complete"
@@ -253,3 +258,24 @@ def test_streaming_refreshes_the_layer_and_keeps_the_event_loop_alive(
     np.testing.assert_array_equal(
         widget.output_layer.data[:], ndimage.gaussian_filter(sample, 2.0)
     )
+
+
+def test_engine_errors_become_notifications(make_napari_viewer, monkeypatch, small):
+    from chunkwise._napari import _widget
+
+    shown = []
+    monkeypatch.setattr(_widget, "show_error", shown.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(small, name="ct")
+    widget = _dock(viewer)
+    step = widget.steps.steps[0]
+    step.op_name.value = "difference_of_gaussians"
+    step.fields["low"].value = 3.0
+    step.fields["high"].value = 1.0
+    widget.run_button.clicked.emit()
+    assert shown == ["high must be >= low on every axis, got low=3.0, high=1.0"]
+    step.op_name.value = "gaussian"
+    widget.chunks.value = "64,x"
+    widget.run_button.clicked.emit()
+    assert "chunks must be integers" in shown[-1]
+    assert widget.stream is None
