@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -121,3 +122,11 @@ def processed(array: np.ndarray, op, layout, **kwargs) -> np.ndarray:
     kwargs.setdefault("n_jobs", 2)
     result = chunkwise.process(array, op, chunks=chunks, block=block, **kwargs)
     return result[:]
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test: napari's viewer fixture reads it."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

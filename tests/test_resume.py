@@ -45,7 +45,8 @@ def _env() -> dict[str, str]:
 
 def _ledger(out: Path) -> int:
     folder = out / "chunkwise-ledger"
-    return len(os.listdir(folder)) if folder.exists() else 0
+    # zarr writes each key through a temporary ".partial" file: count finished keys.
+    return sum(name.isdigit() for name in os.listdir(folder)) if folder.exists() else 0
 
 
 def _start_and_stop(source: Path, out: Path, after: int, sig: int, *extra: str) -> int:

@@ -129,7 +129,8 @@ def check_output_location(store: Any, source: Source) -> None:
     """Refuse an output that is the input, lies inside it, or contains it."""
     out_path = _local_path(store)
     array = source.array
-    if out_path is None or isinstance(array, np.ndarray):
+    if out_path is None or not isinstance(array, zarr.Array):
+        # numpy and lazy (dask) inputs name no store to compare with.
         return
     in_store = _local_path(array.store_path.store)
     if in_store is None:

@@ -196,7 +196,8 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(
     target = tmp_path / "out.zarr"
     widget.output.value = target
     widget.run_button.clicked.emit()
-    # Cancel at once: the blocks already handed to workers finish, no others start.
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=60_000)
+    # Blocks already handed to workers finish; no others start.
     widget.cancel_button.clicked.emit()
     _wait_for_run(qtbot, widget)
     assert "cancelled" in widget.status.value

@@ -135,6 +135,8 @@ class ProcessWidget(Container):
     def _disconnect_viewer(self, *_: Any) -> None:
         self._closed = True
         self._schedule_preview.cancel()
+        if self.stream is not None:
+            self.stream.detach()
         events = self._viewer.layers.events
         for emitter, callback in (
             (events.inserted, self._on_layers_changed),

@@ -78,6 +78,7 @@ class RunStream:
         self._on_record = on_record
         self._on_end = on_end
         self._ended = False
+        self._detached = False
         remaining = len(run.plan) - run.done_at_start
         self.worker = create_worker(
             _records,
@@ -98,6 +99,14 @@ class RunStream:
         self._timer.start()
         self.worker.start()
 
+    def detach(self) -> None:
+        """Cancel, and stop reporting: the widget that listened is gone."""
+        self.run.cancel()
+        self._detached = True
+        self._on_record = lambda record: None
+        self._on_end = lambda error: None
+        self._timer.stop()
+
     def cancel(self) -> None:
         """Stop after the blocks in flight; finished blocks stay written."""
         self.run.cancel()
@@ -112,7 +121,7 @@ class RunStream:
         self._on_record(record)
 
     def _refresh_if_dirty(self) -> None:
-        if self._dirty:
+        if self._dirty and not self._detached:
             self._dirty = False
             self.refreshes += 1
             self.layer.refresh()
@@ -121,7 +130,7 @@ class RunStream:
         if self._ended:
             return
         self._ended = True
-        self._timer.stop()
         self._dirty = True
         self._refresh_if_dirty()
+        self._timer.stop()
         self._on_end(error)

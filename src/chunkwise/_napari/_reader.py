@@ -1,0 +1,235 @@
+"""Open Zarr arrays and OME-Zarr images as napari layers, lazily.
+
+Layers hold the zarr arrays themselves, so napari reads only the chunks it shows.
+A plain array takes its name and place in the world from the attributes that
+`write_zarr` stores; an OME-Zarr image (NGFF 0.4, or 0.5 under ``attrs["ome"]``)
+from its multiscales metadata. The metadata is read as plain attributes: the few
+fields needed do not justify a validating model with its own pins.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pint
+import zarr
+from napari.utils.notifications import show_error, show_warning
+
+from chunkwise import ops
+from chunkwise._napari._writer import LAYER_ATTRIBUTE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ["get_reader", "read_zarr"]
+
+LayerData = tuple[Any, ...]
+
+
+def get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
+    """The reader for a ``.zarr`` path (napari reader hook), or None.
+
+    Parameters
+    ----------
+    path : str or list of str
+        What napari was asked to open.
+
+    Returns
+    -------
+    callable or None
+        `read_zarr` for one path ending in ``.zarr``; None for anything else.
+
+    Examples
+    --------
+    >>> get_reader("volume.zarr") is read_zarr, get_reader("volume.tif")
+    (True, None)
+    """
+    if isinstance(path, str) and path.rstrip("/\\").endswith(".zarr"):
+        return read_zarr
+    return None
+
+
+def read_zarr(path: str) -> list[LayerData]:
+    """Open a Zarr array or OME-Zarr image as one layer, without loading it.
+
+    Parameters
+    ----------
+    path : str
+        A ``.zarr`` directory or URL.
+
+    Returns
+    -------
+    list of tuple
+        One ``(data, meta, layer_type)``: zarr arrays (a list of levels for a
+        multiscale image), with name, scale, translate, axis labels and units.
+        If ``path`` cannot be read, an error notification says why and napari's
+        "nothing to add" value ``[(None,)]`` is returned.
+    """
+    try:
+        return [_open(path)]
+    except Exception as error:  # an unreadable file is a message, not a traceback
+        show_error(f"Cannot open {path}: {_reason(error)}")
+        return [(None,)]
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, zarr.errors.NodeNotFoundError):
+        return "no Zarr array or group there (no zarr.json, .zarray or .zgroup)"
+    if isinstance(error, json.JSONDecodeError):
+        return f"its Zarr metadata is not valid JSON ({error})"
+    text = str(error).strip()
+    if isinstance(error, ValueError | FileNotFoundError) and text:
+        return text.splitlines()[0]
+    return f"{type(error).__name__}: {text}".splitlines()[0]
+
+
+def _open(path: str) -> LayerData:
+    name = PurePosixPath(path.replace("\\", "/").rstrip("/")).stem.removesuffix(".ome")
+    if "://" not in path:
+        local = Path(path).expanduser()
+        if not local.exists():
+            raise FileNotFoundError("no such file or directory")
+        if not local.is_dir():
+            raise ValueError("not a directory; a Zarr store is a directory")
+        path = str(local)
+    node = zarr.open(store=path, mode="r")
+    if isinstance(node, zarr.Group):
+        return _image(node, name)
+    return _array(node, name, path)
+
+
+def _array(array: zarr.Array, name: str, path: str) -> LayerData:
+    """A plain array: placed by our attributes, labels if it says so or by recipe."""
+    record = dict(array.attrs.get(LAYER_ATTRIBUTE, {}))
+    provenance = dict(array.attrs.get("chunkwise", {}))
+    status = provenance.get("status", "complete")
+    if status != "complete":
+        show_warning(
+            f"{path} is an unfinished chunkwise output ({status}); parts not "
+            "computed yet show as 0. Resume the run to finish it."
+        )
+    kind = record.get("layer_type") or (
+        "labels" if _label_recipe(provenance.get("operation")) else "image"
+    )
+    meta = _meta(record, array.ndim, name)
+    return array, meta, _checked_kind(kind, array.dtype, meta)
+
+
+def _image(group: zarr.Group, name: str) -> LayerData:
+    """An OME-Zarr multiscale image: every level, placed by level 0's transforms."""
+    attrs = group.attrs.asdict()
+    ome = attrs.get("ome", attrs)
+    if "bioformats2raw.layout" in ome and "0" in group:
+        return _image(group["0"], name)
+    multiscales = ome.get("multiscales")
+    if not multiscales:
+        arrays = ", ".join(sorted(group.array_keys())) or "none"
+        raise ValueError(
+            "a Zarr group without OME-Zarr multiscales metadata; open one of its "
+            f"arrays instead (arrays: {arrays})"
+        )
+    image = multiscales[0]
+    levels = [group[dataset["path"]] for dataset in image["datasets"]]
+    if not all(isinstance(level, zarr.Array) for level in levels):
+        raise ValueError("an OME-Zarr dataset path names a group, not an array")
+    ndim = levels[0].ndim
+    scale, translate = _world(
+        image["datasets"][0].get("coordinateTransformations", [])
+        + image.get("coordinateTransformations", []),
+        ndim,
+    )
+    axes = image.get("axes", [])
+    record: dict[str, Any] = {"scale": scale, "translate": translate}
+    if len(axes) == ndim:
+        record["axis_labels"] = [a["name"] if isinstance(a, dict) else a for a in axes]
+        record["units"] = _units(axes)
+    meta = _meta(record, ndim, name)
+    meta["multiscale"] = len(levels) > 1
+    kind = "labels" if "image-label" in ome else "image"
+    data = levels if len(levels) > 1 else levels[0]
+    return data, meta, _checked_kind(kind, levels[0].dtype, meta)
+
+
+def _world(transforms: Sequence[dict[str, Any]], ndim: int) -> tuple[list, list]:
+    """Scale and translate of a sequence of NGFF scale/translation transforms."""
+    scale, translate = np.ones(ndim), np.zeros(ndim)
+    for transform in transforms:
+        kind = transform.get("type")
+        if kind == "identity":
+            continue
+        if kind not in ("scale", "translation") or kind not in transform:
+            raise ValueError(
+                f"unsupported OME-Zarr coordinate transformation {transform!r}"
+            )
+        values = np.asarray(transform[kind], dtype=float)
+        if values.shape != (ndim,):
+            raise ValueError(f"OME-Zarr {kind} {values.tolist()} is not {ndim} values")
+        if kind == "scale":
+            scale, translate = scale * values, translate * values
+        else:
+            translate = translate + values
+    return scale.tolist(), translate.tolist()
+
+
+def _units(axes: Sequence[Any]) -> list[str | None] | None:
+    """The axes' units if napari understands them all (None means pixel)."""
+    units = [a.get("unit") if isinstance(a, dict) else None for a in axes]
+    registry = pint.get_application_registry()
+    try:
+        for unit in units:
+            if unit is not None:
+                registry.parse_expression(unit)
+    except pint.errors.UndefinedUnitError:
+        return None
+    return units if any(units) else None
+
+
+def _meta(record: dict[str, Any], ndim: int, name: str) -> dict[str, Any]:
+    """Layer keyword arguments from a record, checked so napari cannot refuse them."""
+    meta: dict[str, Any] = {"name": record.get("name") or name}
+    for key in ("scale", "translate", "axis_labels", "units"):
+        values = record.get(key)
+        if values is None:
+            continue
+        if len(values) != ndim:
+            raise ValueError(f"its {key} {values} does not have {ndim} values")
+        meta[key] = tuple(values)
+    if record.get("contrast_limits") is not None:
+        meta["contrast_limits"] = tuple(record["contrast_limits"])
+    return meta
+
+
+def _checked_kind(kind: str, dtype: Any, meta: dict[str, Any]) -> str:
+    """Labels need integers; anything else is shown as an image."""
+    if kind == "labels" and np.dtype(dtype).kind in "biu":
+        meta.pop("contrast_limits", None)
+        return "labels"
+    return "image"
+
+
+def _label_recipe(operation: Any) -> bool:
+    """Whether a chunkwise recipe makes labels: a threshold, or label-keeping steps.
+
+    Custom steps are not rebuilt, since that imports the module they name.
+    """
+    if not isinstance(operation, dict):
+        return False
+    steps = (
+        operation.get("steps", []) if operation.get("op") == "chain" else [operation]
+    )
+    if not steps:
+        return False
+    try:
+        built = [
+            None if step.get("op") == "custom" else ops.from_dict(step)
+            for step in steps
+        ]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # A recipe from another version of chunkwise: guess no more than "image".
+        return False
+    return isinstance(built[-1], ops.threshold) or all(
+        step is not None and step.label_like for step in built
+    )
