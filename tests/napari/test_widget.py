@@ -280,3 +280,18 @@ def test_engine_errors_become_notifications(make_napari_viewer, monkeypatch, sma
     widget.run_button.clicked.emit()
     assert "chunks must be integers" in shown[-1]
     assert widget.stream is None
+
+
+def test_scratch_output_can_be_saved_later(make_napari_viewer, qtbot, tmp_path, small):
+    viewer = make_napari_viewer()
+    viewer.add_image(small, name="ct")
+    widget = _dock(viewer)
+    widget.steps.steps[0].op_name.value = "invert"
+    widget.run_button.clicked.emit()  # no output chosen: a scratch store
+    _wait_for_run(qtbot, widget)
+    assert widget.save_button.enabled
+    kept = tmp_path / "kept.zarr"
+    widget.save_scratch(kept)
+    saved = zarr.open_array(kept, mode="r")
+    np.testing.assert_array_equal(saved[:], np.invert(small))
+    assert saved.attrs["chunkwise"]["status"] == "complete"
