@@ -126,6 +126,10 @@ def test_downsample_output_lies_on_the_input(make_napari_viewer, qtbot, small):
     # Output voxel 0 covers input voxels 0 and 1: its centre is half a voxel in.
     np.testing.assert_allclose(output.translate, (1.0, 0.5, 0.5))
     np.testing.assert_array_equal(output.data[:], ops.downsample(2)(small))
+    # Opened again with the plugin's reader, the result lies where it did.
+    (reopened,) = viewer.open(output.data.store_path.store.root, plugin="chunkwise")
+    np.testing.assert_allclose(reopened.scale, output.scale)
+    np.testing.assert_allclose(reopened.translate, output.translate)
 
 
 def test_preview_is_exactly_compute_region_on_the_plane_in_view(

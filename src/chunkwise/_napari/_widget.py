@@ -35,6 +35,7 @@ from chunkwise._napari._form import ChainEditor
 from chunkwise._napari._layers import is_labels_result, layer_source, output_geometry
 from chunkwise._napari._preview import PlanePreview
 from chunkwise._napari._worker import RunStream
+from chunkwise._napari._writer import LAYER_ATTRIBUTE, layer_record
 from chunkwise._store import CODECS, provenance
 
 __all__ = ["ProcessWidget"]
@@ -268,14 +269,14 @@ class ProcessWidget(Container):
             "scale": geometry.scale,
             "translate": geometry.translate,
         }
-        if is_labels_result(layer, op):
+        kind = "labels" if is_labels_result(layer, op) else "image"
+        if kind == "labels":
             self.output_layer = self._viewer.add_labels(run.output, **kwargs)
         else:
-            self.output_layer = self._viewer.add_image(
-                run.output,
-                contrast_limits=_contrast_limits(layer, run.output),
-                **kwargs,
-            )
+            kwargs["contrast_limits"] = _contrast_limits(layer, run.output)
+            self.output_layer = self._viewer.add_image(run.output, **kwargs)
+        # Where the result lies, for the plugin's reader when it is opened again.
+        run.output.update_attributes({LAYER_ATTRIBUTE: layer_record(kwargs, kind)})
         self._first_record = True
 
     def _on_record(self, record: chunkwise.BlockDone) -> None:
