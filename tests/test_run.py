@@ -228,6 +228,23 @@ def test_each_input_chunk_is_decoded_a_bounded_number_of_times(
     print(f"decoded {source.cache.loads} for {n_chunks} chunks: ratio {ratio:.2f}")
     assert 1 <= ratio <= 2
     np.testing.assert_array_equal(result[:], ops.gaussian(2)(data))
+    # Chunks are dropped once their last reader is done: nothing is left behind.
+    assert source.cache.nbytes == 0
+
+
+def test_with_one_job_every_chunk_is_decoded_once_and_memory_is_the_front(tmp_path):
+    data = np.random.default_rng(5).random((96, 64, 64), dtype=np.float32)
+    zarr.create_array(tmp_path / "in.zarr", data=data, chunks=(16, 16, 16))
+    source = open_source(tmp_path / "in.zarr")
+    peak = []
+    run = chunkwise.iter_process(source, ops.gaussian(1.5), n_jobs=1, block=(16,) * 3)
+    for _ in run:
+        peak.append(source.cache.nbytes)
+    assert source.cache.loads == 6 * 4 * 4
+    # The live front is about two chunk layers, far below the whole volume.
+    chunk_bytes = 16**3 * 4
+    assert max(peak) <= 3 * 4 * 4 * chunk_bytes < data.nbytes
+    np.testing.assert_array_equal(run.output[:], ops.gaussian(1.5)(data))
 
 
 def test_loky_backend_writes_the_same_result(cube, tmp_path):

@@ -71,6 +71,13 @@ class ChunkCache(Generic[K]):
             _, evicted = self._data.popitem(last=False)
             self.nbytes -= evicted.nbytes
 
+    def discard(self, key: K) -> None:
+        """Drop ``key`` if cached (it will not be read again)."""
+        with self._lock:
+            value = self._data.pop(key, None)
+            if value is not None:
+                self.nbytes -= value.nbytes
+
     def clear(self) -> None:
         """Drop every cached chunk."""
         with self._lock:

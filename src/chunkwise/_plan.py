@@ -7,6 +7,7 @@ a plan over a million chunks holds a few tuples, not a million objects.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -91,22 +92,44 @@ class Plan:
         """Uncompressed bytes of output."""
         return math.prod(self.shape) * self.dtype.itemsize
 
-    @property
-    def bytes_read(self) -> int:
-        """Uncompressed bytes of input the blocks read, halos included."""
-        total = 1
+    @functools.cached_property
+    def _input_ranges(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """Per axis, the input range ``(start, stop)`` each block position reads.
+
+        Every operation maps boxes axis by axis, so a block's input box is the
+        product of these ranges: the plan never needs a list of blocks.
+        """
         full = Box.full(self.shape)
+        ranges = []
         for axis, (n, b) in enumerate(zip(self.shape, self.block_shape, strict=True)):
-            length = 0
+            axis_ranges = []
             for start in range(0, n, b):
                 box = Box(
                     (*full.start[:axis], start, *full.start[axis + 1 :]),
                     (*full.stop[:axis], min(start + b, n), *full.stop[axis + 1 :]),
                 )
                 need = self.op.input_box(box, self.input_shape).clip(self.input_shape)
-                length += need.shape[axis]
-            total *= length
-        return total * self.input_dtype.itemsize
+                axis_ranges.append((need.start[axis], need.stop[axis]))
+            ranges.append(tuple(axis_ranges))
+        return tuple(ranges)
+
+    @property
+    def bytes_read(self) -> int:
+        """Uncompressed bytes of input the blocks read, halos included."""
+        voxels = math.prod(sum(b - a for a, b in axis) for axis in self._input_ranges)
+        return voxels * self.input_dtype.itemsize
+
+    def last_reader(self, box: Box) -> int:
+        """Index of the last block (in C order) whose input touches ``box``."""
+        position = []
+        for axis, ranges in enumerate(self._input_ranges):
+            touching = [
+                i
+                for i, (a, b) in enumerate(ranges)
+                if a < box.stop[axis] and b > box.start[axis]
+            ]
+            position.append(touching[-1] if touching else 0)
+        return int(np.ravel_multi_index(position, self.grid))
 
     @property
     def peak_bytes_per_job(self) -> int:

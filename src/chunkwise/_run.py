@@ -112,6 +112,9 @@ class _Job:
             raise BlockError(
                 f"{where} failed: {type(error).__name__}: {error}"
             ) from error
+        self.source.release(
+            block.input_box, lambda chunk: self.plan.last_reader(chunk) <= index
+        )
         self.ledger.mark(index)
         return index, block.box, time.perf_counter() - began
 

@@ -11,7 +11,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -21,6 +21,9 @@ from zarr.storage import LocalStore, ZipStore
 from chunkwise._cache import ChunkCache
 from chunkwise._geometry import Box, chunk_boxes
 from chunkwise.errors import BlockError, ChunkwiseError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["DEFAULT_CACHE_BYTES", "Source", "is_url", "open_source"]
 
@@ -113,6 +116,19 @@ class Source:
                 part.relative_to(chunk_box)
             ]
         return out
+
+    def release(self, box: Box, done: Callable[[Box], bool]) -> None:
+        """Drop cached chunks under ``box`` for which ``done(chunk_box)`` is true.
+
+        A run calls this after each block, with "no later block reads this chunk",
+        so the cache holds only the front of chunks still to be reused.
+        """
+        if not isinstance(self.array, zarr.Array) or self.cache_bytes <= 0:
+            return
+        cache = self.cache
+        for index, chunk_box in chunk_boxes(box, self.chunks, self.shape):
+            if done(chunk_box):
+                cache.discard(index)
 
     def _chunk(self, index: tuple[int, ...], chunk_box: Box) -> np.ndarray:
         return self.cache.get(index, lambda: self._load(index, chunk_box))
