@@ -40,8 +40,9 @@ from chunkwise._store import CODECS, provenance
 
 __all__ = ["ProcessWidget"]
 
-#: Debounce for parameter edits and slider moves before a preview is computed.
-PREVIEW_DEBOUNCE_MS = 150
+#: Debounce for parameter edits and slider moves before a preview is computed: long
+#: enough to merge a spin-box burst, short next to the ~50 ms a 512² plane takes.
+PREVIEW_DEBOUNCE_MS = 60
 
 
 class ProcessWidget(Container):
