@@ -243,14 +243,15 @@ def test_streaming_refreshes_the_layer_and_keeps_the_event_loop_alive(
     qtbot.waitUntil(lambda: widget.stream.refreshes >= 1, timeout=60_000)
     first_visible.append(time.perf_counter() - started)
     refreshes_before_end = []
-    qtbot.waitUntil(
-        lambda: (
+
+    def ended() -> bool:
+        if widget.stream.running:  # not the final refresh made as the run ends
             refreshes_before_end.append(widget.stream.refreshes)
-            or not widget.stream.running
-        ),
-        timeout=120_000,
-    )
+        return not widget.stream.running
+
+    qtbot.waitUntil(ended, timeout=120_000)
     timer.stop()
+    print(f"refreshes before the end: {max(refreshes_before_end)}")
     assert max(refreshes_before_end) >= 3, "the layer refreshes while blocks land"
     gaps = np.diff(beats)
     record_property("longest_stall_ms", float(gaps.max() * 1000))
@@ -299,3 +300,74 @@ def test_scratch_output_can_be_saved_later(make_napari_viewer, qtbot, tmp_path, 
     saved = zarr.open_array(kept, mode="r")
     np.testing.assert_array_equal(saved[:], np.invert(small))
     assert saved.attrs["chunkwise"]["status"] == "complete"
+
+
+def test_closing_the_dock_mid_run_cancels_and_stops_previewing(
+    make_napari_viewer, qtbot, sample
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(sample, name="ct")
+    dock, widget = viewer.window.add_plugin_dock_widget("chunkwise", "Process volume")
+    widget.chunks.value = "32,32,32"
+    widget.preview.value = True
+    qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
+    widget.run_button.clicked.emit()
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=60_000)
+    stream = widget.stream
+    # What the dock's close button does: napari unparents the widget, keeps it alive.
+    viewer.window.remove_dock_widget(dock)
+    assert stream.run.cancel_token.cancelled
+    qtbot.waitUntil(lambda: not stream.running, timeout=60_000)
+    assert "chunkwise preview" not in viewer.layers
+    viewer.dims.set_current_step(0, 40)
+    qtbot.wait(400)
+    assert "chunkwise preview" not in viewer.layers
+
+
+def test_preview_follows_a_new_axis_order(make_napari_viewer, qtbot, small):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(small, name="ct")
+    widget = _dock(viewer)
+    widget.preview.value = True
+    qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
+    viewer.dims.order = (1, 0, 2)  # now slicing along y
+    step = viewer.dims.current_step[1]
+    expected = chunkwise.compute_region(
+        layer.data, ops.gaussian(1.0), (slice(None), slice(step, step + 1), slice(None))
+    )
+    qtbot.waitUntil(
+        lambda: np.array_equal(widget._preview.layer.data, expected), timeout=10_000
+    )
+
+
+def test_invalid_parameters_remove_the_stale_preview(make_napari_viewer, qtbot, small):
+    viewer = make_napari_viewer()
+    viewer.add_image(small, name="ct")
+    widget = _dock(viewer)
+    widget.preview.value = True
+    qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
+    step = widget.steps.steps[0]
+    step.op_name.value = "difference_of_gaussians"
+    step.fields["low"].value = 3.0
+    step.fields["high"].value = 1.0
+    qtbot.waitUntil(lambda: "high must be >= low" in widget.status.value)
+    qtbot.wait(400)
+    assert "chunkwise preview" not in viewer.layers
+
+
+def test_labels_input_filtered_to_an_image_gets_usable_contrast(
+    make_napari_viewer, qtbot, small
+):
+    viewer = make_napari_viewer()
+    labels = (small // 64).astype(np.int32)  # values 0..3
+    viewer.add_labels(labels, name="regions")
+    widget = _dock(viewer)
+    widget.preview.value = True
+    qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
+    low, high = widget._preview.layer.contrast_limits
+    assert 0 <= low < high <= 3
+    widget.run_button.clicked.emit()
+    _wait_for_run(qtbot, widget)
+    assert isinstance(widget.output_layer, Image)
+    low, high = widget.output_layer.contrast_limits
+    assert 0 <= low < high <= 3

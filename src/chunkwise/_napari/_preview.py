@@ -109,6 +109,7 @@ class PlanePreview:
     def close(self) -> None:
         """Remove the preview layer."""
         self._generation += 1
+        self._waiting = None
         if self.layer is not None and self.layer.name in self._viewer.layers:
             self._viewer.layers.remove(self.layer.name)
         self.layer = None
@@ -116,7 +117,7 @@ class PlanePreview:
 
 def _contrast(layer: Image | Labels, data: np.ndarray) -> tuple[float, float]:
     source = layer_source(layer)
-    if data.dtype == source.dtype and hasattr(layer, "contrast_limits"):
+    if data.dtype == source.dtype and isinstance(layer, Image):
         return tuple(layer.contrast_limits)
     finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
     if finite.size == 0:

@@ -27,12 +27,14 @@ from magicgui.widgets import (
 )
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QMessageBox
 from superqt.utils import qdebounced
 
 import chunkwise
 from chunkwise._napari._form import ChainEditor
 from chunkwise._napari._layers import is_labels_result, layer_source, output_geometry
+from chunkwise._napari._preview import NAME as PREVIEW_NAME
 from chunkwise._napari._preview import PlanePreview
 from chunkwise._napari._worker import RunStream
 from chunkwise._napari._writer import LAYER_ATTRIBUTE, layer_record
@@ -53,6 +55,7 @@ class ProcessWidget(Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self._preview = PlanePreview(viewer)
+        self._output_name: str | None = None
         self.stream: RunStream | None = None
         self.output_layer: Image | Labels | None = None
         self.input = ComboBox(label="input", choices=self._input_layers)
@@ -111,9 +114,13 @@ class ProcessWidget(Container):
 
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
-        viewer.dims.events.current_step.connect(self._on_view_changed)
+        for emitter in self._view_events():
+            emitter.connect(self._on_view_changed)
         # The viewer outlives a closed dock widget: stop listening when it goes.
+        # napari's close button only unparents the widget, so watch for that too.
         self.native.destroyed.connect(self._disconnect_viewer)
+        self._undock_filter = _Undocked(self._disconnect_viewer)
+        self.native.installEventFilter(self._undock_filter)
         self.input.changed.connect(self._on_input_changed)
         self.steps.changed.connect(self._on_view_changed)
         self.preview.changed.connect(self._on_preview_toggled)
@@ -127,25 +134,32 @@ class ProcessWidget(Container):
     # --- choices ---------------------------------------------------------------
     def _input_layers(self, _: Any = None) -> list[Image | Labels]:
         # Plugins see layers through napari's proxies: compare names, not identity.
-        ours = {_name(self._preview.layer), _name(self.output_layer)}
+        # Known before the layers exist, so they never flash into the choices.
+        ours = {PREVIEW_NAME, self._output_name}
         return [
             layer
             for layer in self._viewer.layers
             if isinstance(layer, Image | Labels) and layer.name not in ours
         ]
 
+    def _view_events(self) -> tuple[Any, ...]:
+        # What changes the plane in view: the slider, the axis order, 2D/3D.
+        dims = self._viewer.dims.events
+        return (dims.current_step, dims.order, dims.ndisplay)
+
     def _disconnect_viewer(self, *_: Any) -> None:
+        if self._closed:
+            return
         self._closed = True
         self._schedule_preview.cancel()
+        self._preview.close()
         if self.stream is not None:
             self.stream.detach()
         events = self._viewer.layers.events
-        for emitter, callback in (
-            (events.inserted, self._on_layers_changed),
-            (events.removed, self._on_layers_changed),
-            (self._viewer.dims.events.current_step, self._on_view_changed),
-        ):
-            emitter.disconnect(callback)
+        events.inserted.disconnect(self._on_layers_changed)
+        events.removed.disconnect(self._on_layers_changed)
+        for emitter in self._view_events():
+            emitter.disconnect(self._on_view_changed)
 
     def _on_layers_changed(self, _: Any = None) -> None:
         self.input.reset_choices()
@@ -187,6 +201,7 @@ class ProcessWidget(Container):
             op = self.operation()
         except chunkwise.ChunkwiseError as error:
             self.status.value = str(error)
+            self._preview.close()  # it showed parameters that are no longer there
             return
         self.status.value = ""
         self._preview.request(layer, op)
@@ -262,7 +277,7 @@ class ProcessWidget(Container):
 
     def _show_output(self, layer: Image | Labels, op: Any, run: chunkwise.Run) -> None:
         geometry = output_geometry(layer, op)
-        name = f"{layer.name} {op.name}"
+        name = self._output_name = f"{layer.name} {op.name}"
         if _name(self.output_layer) in self._viewer.layers:
             self._viewer.layers.remove(_name(self.output_layer))
         kwargs = {
@@ -279,6 +294,8 @@ class ProcessWidget(Container):
         # Where the result lies, for the plugin's reader when it is opened again.
         run.output.update_attributes({LAYER_ATTRIBUTE: layer_record(kwargs, kind)})
         self._first_record = True
+        # Limits not taken from the input are guessed from the first block.
+        self._auto_contrast = kind == "image" and not _same_values(layer, run.output)
 
     def _on_record(self, record: chunkwise.BlockDone) -> None:
         self.progress.value = record.done
@@ -298,9 +315,7 @@ class ProcessWidget(Container):
         )
         if self._first_record and self.output_layer is not None:
             self._first_record = False
-            if self.output_layer.dtype.kind == "f" and not isinstance(
-                self.output_layer, Labels
-            ):
+            if self._auto_contrast:
                 block = np.asarray(stream.run.output[record.box.slices])
                 finite = block[np.isfinite(block)]
                 if finite.size:
@@ -378,6 +393,19 @@ class ProcessWidget(Container):
                 item.visible = self._visibility.get(item.name, item.visible)
 
 
+class _Undocked(QObject):
+    """Calls ``on_undocked`` once the watched widget loses its parent (closed)."""
+
+    def __init__(self, on_undocked: Any) -> None:
+        super().__init__()
+        self._on_undocked = on_undocked
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ParentChange and watched.parent() is None:
+            self._on_undocked()
+        return False
+
+
 def _grid(viewer: napari.viewer.Viewer) -> Any:
     # napari 0.9 moved the grid to the canvas model.
     return viewer.canvas.grid if hasattr(viewer, "canvas") else viewer.grid
@@ -399,8 +427,13 @@ def _parse_chunks(text: str) -> tuple[int, ...] | None:
         ) from None
 
 
+def _same_values(layer: Any, output: Any) -> bool:
+    """Whether ``output`` can show its values with ``layer``'s contrast limits."""
+    return isinstance(layer, Image) and output.dtype == layer_source(layer).dtype
+
+
 def _contrast_limits(layer: Image | Labels, output: zarr.Array) -> tuple[float, float]:
-    if isinstance(layer, Image) and output.dtype == layer_source(layer).dtype:
+    if _same_values(layer, output):
         return tuple(layer.contrast_limits)
     if output.dtype.kind in "ui":
         info = np.iinfo(output.dtype)

@@ -7,6 +7,7 @@ to the main thread as a record. Layer refreshes are throttled to one per
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -105,7 +106,8 @@ class RunStream:
         self._detached = True
         self._on_record = lambda record: None
         self._on_end = lambda error: None
-        self._timer.stop()
+        with contextlib.suppress(RuntimeError):  # Qt may have deleted it already
+            self._timer.stop()
 
     def cancel(self) -> None:
         """Stop after the blocks in flight; finished blocks stay written."""
