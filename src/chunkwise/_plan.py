@@ -18,16 +18,18 @@ from chunkwise._geometry import Box, ceil_div, spatial_axes
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from chunkwise._source import Source
     from chunkwise.ops import Operation
 
 __all__ = ["Block", "Plan", "make_plan"]
 
-#: Output voxels a block aims for when chosen automatically (128**3): big enough that
-#: halos add little re-computation, small enough for many jobs to share memory.
-TARGET_BLOCK_VOXELS = 2**21
+#: Input voxels a block reads, at most, when chosen automatically (about 160**3):
+#: big enough that halos add little re-computation (a 128**3 Gaussian block reads
+#: 144**3), small enough that two jobs and their temporaries stay in ~100 MB, also
+#: for downsampling, which reads 8 input voxels per output voxel.
+TARGET_INPUT_VOXELS = 2**22
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +187,15 @@ def _default_chunks(source: Source, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _auto_block(
-    shape: tuple[int, ...], unit: tuple[int, ...], n_jobs: int
+    shape: tuple[int, ...],
+    unit: tuple[int, ...],
+    n_jobs: int,
+    input_voxels: Callable[[tuple[int, ...]], int],
 ) -> tuple[int, ...]:
     """Grow the block from one unit, doubling its shortest spatial side.
 
-    Stops at the target size, or before there would be fewer than two blocks per job.
+    Stops before the block would read more than `TARGET_INPUT_VOXELS`, or before
+    there would be fewer than two blocks per job.
     """
     block = list(unit)
     spatial = spatial_axes(len(shape))
@@ -197,14 +203,17 @@ def _auto_block(
     def count(b: Sequence[int]) -> int:
         return math.prod(ceil_div(n, s) for n, s in zip(shape, b, strict=True))
 
-    while math.prod(block) < TARGET_BLOCK_VOXELS:
+    while True:
         growable = [a for a in spatial if block[a] < shape[a]]
         if not growable:
             break
         axis = min(growable, key=lambda a: block[a])
         trial = list(block)
         trial[axis] *= 2
-        if count(trial) < 2 * n_jobs:
+        if (
+            count(trial) < 2 * n_jobs
+            or input_voxels(tuple(trial)) > TARGET_INPUT_VOXELS
+        ):
             break
         block = trial
     return tuple(block)
@@ -239,7 +248,16 @@ def make_plan(
             )
         unit = shards
     if block is None:
-        block_shape = _auto_block(shape, unit, n_jobs)
+
+        def input_voxels(trial: tuple[int, ...]) -> int:
+            # An interior block: the largest read, halos on every side.
+            start = tuple(
+                min(t, max(n - t, 0)) for t, n in zip(trial, shape, strict=True)
+            )
+            box = Box(start, tuple(a + t for a, t in zip(start, trial, strict=True)))
+            return op.input_box(box.clip(shape), source.shape).clip(source.shape).size
+
+        block_shape = _auto_block(shape, unit, n_jobs, input_voxels)
     else:
         block_shape = _per_axis_shape("block", block, ndim, unit)
         if any(b % u for b, u in zip(block_shape, unit, strict=True)):

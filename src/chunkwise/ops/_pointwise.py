@@ -38,10 +38,14 @@ def dtype_range(dtype: np.dtype) -> tuple[float, float]:
     return (0.0, 1.0)
 
 
-def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def to_dtype(
+    values: np.ndarray, dtype: np.dtype, *, scratch: bool = False
+) -> np.ndarray:
     """Convert values to ``dtype``, rounding half to even and clipping into its range.
 
     NaN becomes 0 for integer targets; any non-zero value is True for booleans.
+    With ``scratch``, ``values`` is a temporary the conversion may overwrite, which
+    spares a block-sized allocation or two.
     """
     dtype = np.dtype(dtype)
     if dtype.kind == "b":
@@ -56,9 +60,9 @@ def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
         low = values.dtype.type(max(info.min, source.min))
         high = values.dtype.type(min(info.max, source.max))
         return np.clip(values, low, high).astype(dtype)
-    rounded = np.rint(values)
-    rounded = np.nan_to_num(rounded, nan=0.0, posinf=info.max, neginf=info.min)
-    return np.clip(rounded, info.min, info.max).astype(dtype)
+    rounded = np.rint(values, out=values if scratch else None)
+    np.nan_to_num(rounded, copy=False, nan=0.0, posinf=info.max, neginf=info.min)
+    return np.clip(rounded, info.min, info.max, out=rounded).astype(dtype)
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ class rescale(_Pointwise):
         values -= in_lo
         values *= (out_hi - out_lo) / (in_hi - in_lo)
         values += out_lo
-        return to_dtype(values, dtype)
+        return to_dtype(values, dtype, scratch=True)
 
 
 @dataclass(frozen=True)
@@ -271,4 +275,4 @@ class gamma(_Pointwise):
         scale = dtype_range(data.dtype)[1] if data.dtype.kind in "ui" else 1.0
         values = np.maximum(data.astype(np.float64), 0.0) / scale
         values = np.power(values, self.gamma) * (self.gain * scale)
-        return to_dtype(values, data.dtype)
+        return to_dtype(values, data.dtype, scratch=True)

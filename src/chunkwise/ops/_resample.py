@@ -56,10 +56,11 @@ def _reduce_windows(data: np.ndarray, window: Sequence[int], method: str) -> np.
     order = [*range(0, 2 * ndim, 2), *range(1, 2 * ndim, 2)]
     windows = np.ascontiguousarray(tiled.transpose(order)).reshape([*counts, -1])
     if method == "mean":
-        values = windows.sum(axis=-1, dtype=np.float64) / windows.shape[-1]
-        return to_dtype(values, data.dtype)
+        values = windows.sum(axis=-1, dtype=np.float64)
+        values /= windows.shape[-1]
+        return to_dtype(values, data.dtype, scratch=True)
     if method == "median":
-        return to_dtype(np.median(windows, axis=-1), data.dtype)
+        return to_dtype(np.median(windows, axis=-1), data.dtype, scratch=True)
     if method == "min":
         return windows.min(axis=-1)
     if method == "max":
@@ -218,7 +219,7 @@ class upsample(_Resample):
         for axis, k in enumerate(factors):
             if k > 1:
                 values = _interpolate_axis(values, axis, k, data_box.start[axis], box)
-        return to_dtype(values, data.dtype)
+        return to_dtype(values, data.dtype, scratch=True)
 
 
 def _interpolate_axis(
