@@ -328,7 +328,7 @@ class ProcessWidget(Container):
     def _on_end(self, error: BaseException | None) -> None:
         self._set_running(False)
         if error is None:
-            self.status.value = f"done: {self.stream.run.output.store_path}"
+            self.status.value = f"done: {self._last_target}"
             self.resume_button.enabled = False
             self.save_button.enabled = self._scratch is not None
         elif isinstance(error, chunkwise.Cancelled):
