@@ -15,16 +15,32 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OutputGeometry",
+    "data_limits",
     "is_labels_result",
     "layer_source",
     "output_geometry",
     "plane_region",
+    "same_values",
 ]
 
 
 def layer_source(layer: Image | Labels) -> Any:
     """The array chunkwise reads for ``layer``: its data, or level 0 of a pyramid."""
     return layer.data[0] if layer.multiscale else layer.data
+
+
+def same_values(layer: Image | Labels, output: Any) -> bool:
+    """Whether ``output`` can be shown with ``layer``'s contrast limits."""
+    return isinstance(layer, Image) and output.dtype == layer_source(layer).dtype
+
+
+def data_limits(data: np.ndarray) -> tuple[float, float]:
+    """Contrast limits from the data: its 0.5 and 99.5 percentiles, NaN left out."""
+    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+    if finite.size == 0:
+        return (0.0, 1.0)
+    low, high = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
+    return (low, high if high > low else low + 1.0)
 
 
 def is_labels_result(layer: Image | Labels, op: ops.Operation) -> bool:

@@ -16,10 +16,12 @@ from napari.utils.notifications import show_error
 
 import chunkwise
 from chunkwise._napari._layers import (
+    data_limits,
     is_labels_result,
     layer_source,
     output_geometry,
     plane_region,
+    same_values,
 )
 
 if TYPE_CHECKING:
@@ -116,11 +118,6 @@ class PlanePreview:
 
 
 def _contrast(layer: Image | Labels, data: np.ndarray) -> tuple[float, float]:
-    source = layer_source(layer)
-    if data.dtype == source.dtype and isinstance(layer, Image):
-        return tuple(layer.contrast_limits)
-    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
-    if finite.size == 0:
-        return (0.0, 1.0)
-    low, high = np.percentile(finite, [0.5, 99.5])
-    return (float(low), float(high) if high > low else float(low) + 1.0)
+    return (
+        tuple(layer.contrast_limits) if same_values(layer, data) else data_limits(data)
+    )

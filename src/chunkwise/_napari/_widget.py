@@ -33,7 +33,13 @@ from superqt.utils import qdebounced
 
 import chunkwise
 from chunkwise._napari._form import ChainEditor
-from chunkwise._napari._layers import is_labels_result, layer_source, output_geometry
+from chunkwise._napari._layers import (
+    data_limits,
+    is_labels_result,
+    layer_source,
+    output_geometry,
+    same_values,
+)
 from chunkwise._napari._preview import NAME as PREVIEW_NAME
 from chunkwise._napari._preview import PlanePreview
 from chunkwise._napari._worker import RunStream
@@ -295,7 +301,7 @@ class ProcessWidget(Container):
         run.output.update_attributes({LAYER_ATTRIBUTE: layer_record(kwargs, kind)})
         self._first_record = True
         # Limits not taken from the input are guessed from the first block.
-        self._auto_contrast = kind == "image" and not _same_values(layer, run.output)
+        self._auto_contrast = kind == "image" and not same_values(layer, run.output)
 
     def _on_record(self, record: chunkwise.BlockDone) -> None:
         self.progress.value = record.done
@@ -317,13 +323,7 @@ class ProcessWidget(Container):
             self._first_record = False
             if self._auto_contrast:
                 block = np.asarray(stream.run.output[record.box.slices])
-                finite = block[np.isfinite(block)]
-                if finite.size:
-                    low, high = np.percentile(finite, [0.5, 99.5])
-                    self.output_layer.contrast_limits = (
-                        float(low),
-                        float(max(high, low + 1e-6)),
-                    )
+                self.output_layer.contrast_limits = data_limits(block)
 
     def _on_end(self, error: BaseException | None) -> None:
         self._set_running(False)
@@ -427,13 +427,8 @@ def _parse_chunks(text: str) -> tuple[int, ...] | None:
         ) from None
 
 
-def _same_values(layer: Any, output: Any) -> bool:
-    """Whether ``output`` can show its values with ``layer``'s contrast limits."""
-    return isinstance(layer, Image) and output.dtype == layer_source(layer).dtype
-
-
 def _contrast_limits(layer: Image | Labels, output: zarr.Array) -> tuple[float, float]:
-    if _same_values(layer, output):
+    if same_values(layer, output):
         return tuple(layer.contrast_limits)
     if output.dtype.kind in "ui":
         info = np.iinfo(output.dtype)

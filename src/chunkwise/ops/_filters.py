@@ -163,9 +163,6 @@ class gaussian(_Smoothing):
 
     name = "gaussian"
 
-    def filter(self, data: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_filter(data, **self._gaussian_kwargs(data.ndim))
-
     def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
         # scipy's gaussian_filter is one gaussian_filter1d pass per axis, in axis
         # order, each stored in the output dtype. Once an axis is filtered its halo
