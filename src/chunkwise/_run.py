@@ -257,12 +257,6 @@ def _recipe(source: Source, plan: Plan, zarr_format: int, codec: str) -> dict[st
     )
 
 
-def _stored_recipe(store: Any, resume: bool) -> dict[str, Any] | None:
-    """The recipe of the output to resume, if there is one."""
-    existing = open_existing(store) if resume else None
-    return None if existing is None else provenance(existing).get("recipe")
-
-
 def _refuse_foreign_directory(store: Any) -> None:
     root = store.root if isinstance(store, LocalStore) else None
     if root is not None and root.is_dir() and any(root.iterdir()):
@@ -273,13 +267,13 @@ def _refuse_foreign_directory(store: Any) -> None:
 
 def _open_output(
     store: Any,
+    existing: zarr.Array | None,
     recipe: dict[str, Any],
     plan: Plan,
     *,
     overwrite: bool,
     resume: bool,
 ) -> zarr.Array:
-    existing = open_existing(store)
     if existing is not None and resume:
         stored = provenance(existing).get("recipe")
         if stored != recipe:
@@ -369,7 +363,9 @@ def iter_process(
     check_output_location(store, opened)
     # On resume, what was not given is taken from the output being finished, so that
     # resuming with another job count (which sizes blocks) still matches.
-    stored = (_stored_recipe(store, resume) or {}).get("output", {})
+    existing = open_existing(store)
+    previous = provenance(existing).get("recipe") if existing is not None else None
+    stored = (previous or {}).get("output", {}) if resume else {}
     if chunks is None and shards is None:
         chunks, shards = stored.get("chunks"), stored.get("shards")
     plan = make_plan(
@@ -383,7 +379,9 @@ def iter_process(
     zarr_format = zarr_format or stored.get("zarr_format", 3)
     codec = codec or stored.get("codec", "zstd")
     recipe = _recipe(opened, plan, zarr_format, codec)
-    output = _open_output(store, recipe, plan, overwrite=overwrite, resume=resume)
+    output = _open_output(
+        store, existing, recipe, plan, overwrite=overwrite, resume=resume
+    )
     return Run(
         opened,
         plan,
