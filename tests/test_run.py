@@ -14,6 +14,7 @@ import zarr
 
 import chunkwise
 from chunkwise import ops
+from chunkwise._run import RUN_CACHE_FLOOR, cache_budget
 from chunkwise._source import open_source
 from chunkwise._store import Ledger
 
@@ -233,18 +234,56 @@ def test_each_input_chunk_is_decoded_a_bounded_number_of_times(
 
 
 def test_with_one_job_every_chunk_is_decoded_once_and_memory_is_the_front(tmp_path):
-    data = np.random.default_rng(5).random((96, 64, 64), dtype=np.float32)
+    data = np.random.default_rng(5).random((64, 128, 128), dtype=np.float32)
     zarr.create_array(tmp_path / "in.zarr", data=data, chunks=(16, 16, 16))
-    source = open_source(tmp_path / "in.zarr")
+    source = open_source(tmp_path / "in.zarr", cache_bytes=2**30)
     peak = []
-    run = chunkwise.iter_process(source, ops.gaussian(1.5), n_jobs=1, block=(16,) * 3)
+    run = chunkwise.iter_process(source, ops.gaussian(0.5), n_jobs=1, block=(16,) * 3)
     for _ in run:
         peak.append(source.cache.nbytes)
-    assert source.cache.loads == 6 * 4 * 4
-    # The live front is about two chunk layers, far below the whole volume.
-    chunk_bytes = 16**3 * 4
-    assert max(peak) <= 3 * 4 * 4 * chunk_bytes < data.nbytes
-    np.testing.assert_array_equal(run.output[:], ops.gaussian(1.5)(data))
+    assert source.cache.loads == 4 * 8 * 8
+    # The live front: the layer of chunks ahead, decoded for the halo of the layer
+    # being computed, plus the 2-voxel faces the next layer will read of it; chunks
+    # are cut to those faces, not kept whole (which would be three layers).
+    layer_bytes = 8 * 8 * 16**3 * 4
+    assert max(peak) <= 1.5 * layer_bytes
+    np.testing.assert_array_equal(run.output[:], ops.gaussian(0.5)(data))
+
+
+def test_the_run_cache_budget_does_not_grow_with_the_volume(tmp_path):
+    small = zarr.create_array(
+        tmp_path / "small.zarr", shape=(512,) * 3, chunks=(64,) * 3, dtype="uint8"
+    )
+    large = zarr.create_array(
+        tmp_path / "large.zarr", shape=(2048,) * 3, chunks=(64,) * 3, dtype="uint8"
+    )
+    budgets = []
+    for array in (small, large):
+        source = open_source(array)
+        plan = chunkwise.plan(source, ops.gaussian(2), n_jobs=2)
+        budgets.append(cache_budget(source, plan, 2))
+    assert budgets[0] == budgets[1] == RUN_CACHE_FLOOR
+    # Large chunks get room for what the blocks in flight touch.
+    big = zarr.create_array(
+        tmp_path / "big.zarr", shape=(512,) * 3, chunks=(128,) * 3, dtype="uint16"
+    )
+    source = open_source(big)
+    plan = chunkwise.plan(source, ops.gaussian(2), n_jobs=2)
+    assert cache_budget(source, plan, 2) == 2 * 27 * 128**3 * 2
+
+
+def test_a_run_over_a_cache_smaller_than_its_front_stays_within_it(tmp_path):
+    data = np.random.default_rng(6).integers(0, 255, (64, 160, 160), np.uint8)
+    zarr.create_array(tmp_path / "in.zarr", data=data, chunks=(16, 16, 16))
+    budget = 24 * 16**3  # 24 chunks; the layer ahead alone is 100
+    source = open_source(tmp_path / "in.zarr", cache_bytes=budget)
+    peak = []
+    run = chunkwise.iter_process(source, ops.gaussian(1), n_jobs=2, block=(16,) * 3)
+    for _ in run:
+        peak.append(source.cache.nbytes)
+    assert max(peak) <= budget
+    np.testing.assert_array_equal(run.output[:], ops.gaussian(1)(data))
+    assert source.cache.nbytes == 0
 
 
 def test_loky_backend_writes_the_same_result(cube, tmp_path):

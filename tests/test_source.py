@@ -216,3 +216,26 @@ def test_read_assembles_boxes_and_protects_cached_chunks(volume, tmp_path):
     uncached = open_source(array, cache_bytes=0)
     np.testing.assert_array_equal(uncached.read(across), volume[across.slices])
     assert uncached.cache.loads == 0
+
+
+def test_a_chunk_cut_to_its_later_reads_is_decoded_again_for_more(volume, tmp_path):
+    array = zarr.create_array(tmp_path / "in.zarr", data=volume, chunks=CHUNKS)
+    source = open_source(array, cache_bytes=2**20)
+    chunk = Box((0, 0, 0), CHUNKS)
+    np.testing.assert_array_equal(source.read(chunk), volume[chunk.slices])
+    face = Box((0, 0, CHUNKS[2] - 2), CHUNKS)
+    source.release(chunk, lambda box: (face, 1))
+    # Only the 2-voxel face is kept, and reading it decodes nothing.
+    assert source.cache.nbytes == face.size * volume.itemsize
+    np.testing.assert_array_equal(source.read(face), volume[face.slices])
+    assert source.cache.loads == 1
+    # A read beyond the face decodes the chunk again, correctly.
+    np.testing.assert_array_equal(source.read(chunk), volume[chunk.slices])
+    assert source.cache.loads == 2
+    source.release(chunk, lambda box: None)
+    assert source.cache.nbytes == 0
+
+
+def test_negative_cache_budget_is_refused(volume):
+    with pytest.raises(chunkwise.ChunkwiseError, match="cache_bytes must be"):
+        open_source(volume, cache_bytes=-1)

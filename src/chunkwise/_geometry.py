@@ -64,6 +64,23 @@ class Box:
             tuple(b + h for b, h in zip(self.stop, halo, strict=True)),
         )
 
+    def intersect(self, other: Box) -> Box | None:
+        """Return the overlap of two boxes, or None if they do not overlap."""
+        start = tuple(map(max, self.start, other.start))
+        stop = tuple(map(min, self.stop, other.stop))
+        if any(a >= b for a, b in zip(start, stop, strict=True)):
+            return None
+        return Box(start, stop)
+
+    def contains(self, other: Box) -> bool:
+        """Whether ``other`` lies inside this box."""
+        return all(
+            a <= c and d <= b
+            for a, b, c, d in zip(
+                self.start, self.stop, other.start, other.stop, strict=True
+            )
+        )
+
     def clip(self, shape: Sequence[int]) -> Box:
         """Return the part of the box inside an array of ``shape``."""
         return Box(

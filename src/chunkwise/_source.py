@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CACHE_BYTES", "Source", "is_url", "open_source"]
 
 DEFAULT_CACHE_BYTES = 128 * 2**20
-_CACHES: OrderedDict[str, ChunkCache] = OrderedDict()
+_CACHES: OrderedDict[str, ChunkCache[tuple[int, ...], _Piece]] = OrderedDict()
 _MAX_CACHES = 4
 _RECENT: OrderedDict[tuple[int, int, str], tuple[zarr.Array, Source]] = OrderedDict()
 
@@ -44,7 +44,9 @@ class Source:
 
     array: Any
     location: str
-    cache_bytes: int = DEFAULT_CACHE_BYTES
+    #: Budget of the decoded-chunk cache; None: `DEFAULT_CACHE_BYTES`, or for a run,
+    #: a budget sized from its plan (see `chunkwise._run.cache_budget`).
+    cache_bytes: int | None = None
     #: "fill": a chunk that was never written reads as the fill value, as in Zarr;
     #: "error": it stops the run (for copies that may be incomplete).
     missing: str = "fill"
@@ -72,11 +74,14 @@ class Source:
         return None if chunksize is None else tuple(int(c) for c in chunksize)
 
     @property
-    def cache(self) -> ChunkCache:
+    def cache(self) -> ChunkCache[tuple[int, ...], _Piece]:
         """The process-wide cache of decoded chunks of this source."""
         cache = _CACHES.get(self.token)
         if cache is None:
-            cache = _CACHES[self.token] = ChunkCache(self.cache_bytes)
+            budget = self.cache_bytes
+            cache = _CACHES[self.token] = ChunkCache(
+                DEFAULT_CACHE_BYTES if budget is None else budget
+            )
             while len(_CACHES) > _MAX_CACHES:
                 _CACHES.popitem(last=False)
         return cache
@@ -100,38 +105,50 @@ class Source:
                 data = np.asarray(data)
             data.flags.writeable = False
             return data
-        if self.cache_bytes <= 0:
+        if self.cache_bytes == 0:
             return self._load(None, box)
         pieces = list(chunk_boxes(box, self.chunks, self.shape))
         if len(pieces) == 1:
             index, chunk_box = pieces[0]
-            return self._chunk(index, chunk_box)[box.relative_to(chunk_box)]
+            piece = self._chunk(index, chunk_box, box)
+            return piece.data[box.relative_to(piece.box)]
         out = np.empty(box.shape, self.dtype)
         for index, chunk_box in pieces:
-            part = Box(
-                tuple(map(max, box.start, chunk_box.start)),
-                tuple(map(min, box.stop, chunk_box.stop)),
-            )
-            out[part.relative_to(box)] = self._chunk(index, chunk_box)[
-                part.relative_to(chunk_box)
-            ]
+            part = box.intersect(chunk_box)
+            piece = self._chunk(index, chunk_box, part)
+            out[part.relative_to(box)] = piece.data[part.relative_to(piece.box)]
         return out
 
-    def release(self, box: Box, done: Callable[[Box], bool]) -> None:
-        """Drop cached chunks under ``box`` for which ``done(chunk_box)`` is true.
+    def release(
+        self, box: Box, still_read: Callable[[Box], tuple[Box, int] | None]
+    ) -> None:
+        """Shrink cached chunks under ``box`` to what later reads still need.
 
-        A run calls this after each block, with "no later block reads this chunk",
-        so the cache holds only the front of chunks still to be reused.
+        ``still_read(chunk_box)`` is the part of the chunk that blocks yet to finish
+        read and the earliest of those blocks (ranking the chunk for eviction), or
+        None. A run calls this after each block: a chunk no block reads
+        again is dropped, and one whose later readers need only a halo-thin face is
+        cut down to that face. The cache then holds the front of the traversal, and
+        for halo filters mostly thin faces of it, so memory barely grows with the
+        volume. A read that needs more than a shrunk chunk holds decodes it again.
         """
-        if not isinstance(self.array, zarr.Array) or self.cache_bytes <= 0:
+        if not isinstance(self.array, zarr.Array) or self.cache_bytes == 0:
             return
         cache = self.cache
         for index, chunk_box in chunk_boxes(box, self.chunks, self.shape):
-            if done(chunk_box):
+            later = still_read(chunk_box)
+            if later is None:
                 cache.discard(index)
+            else:
+                keep, next_reader = later
+                cache.shrink(index, lambda p, keep=keep: p.cropped(keep), next_reader)
 
-    def _chunk(self, index: tuple[int, ...], chunk_box: Box) -> np.ndarray:
-        return self.cache.get(index, lambda: self._load(index, chunk_box))
+    def _chunk(self, index: tuple[int, ...], chunk_box: Box, need: Box) -> _Piece:
+        return self.cache.get(
+            index,
+            lambda: _Piece(chunk_box, self._load(index, chunk_box)),
+            lambda piece: piece.box.contains(need),
+        )
 
     def _require_stored(self, box: Box) -> None:
         """Raise if a chunk under ``box`` was never written (``missing="error"``).
@@ -170,6 +187,30 @@ class Source:
             ) from error
         data.flags.writeable = False
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """A decoded chunk in the cache, or the part of it later blocks still read."""
+
+    box: Box
+    data: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return self.data.nbytes
+
+    def cropped(self, keep: Box) -> _Piece | None:
+        """Cut to ``keep`` (None if outside); unchanged if that would save under 1/4."""
+        keep = keep.intersect(self.box)
+        if keep is None:
+            return None
+        if 4 * keep.size > 3 * self.box.size:
+            return self
+        data = self.data[keep.relative_to(self.box)].copy()
+        data.flags.writeable = False
+        return _Piece(keep, data)
 
 
 def _check_array(array: Any, location: str) -> None:
@@ -226,7 +267,7 @@ def _open_zarr(path: str) -> tuple[zarr.Array, str]:
 
 
 def open_source(
-    source: Any, *, cache_bytes: int = DEFAULT_CACHE_BYTES, missing: str = "fill"
+    source: Any, *, cache_bytes: int | None = None, missing: str = "fill"
 ) -> Source:
     """Open an input read-only.
 
@@ -236,8 +277,9 @@ def open_source(
         A local directory or ``.zip`` store, an fsspec URL, an OME-Zarr image (its
         full-resolution level is used), an open array, an in-memory array, or any
         lazy array with ``shape``, ``dtype`` and numpy-style slicing (dask).
-    cache_bytes : int
+    cache_bytes : int, optional
         Budget of this process's cache of decoded input chunks (0 disables it).
+        Default: sized by each run from its plan; 128 MiB for other reads.
     missing : {"fill", "error"}
         What a chunk that was never written means: the fill value (Zarr's rule, right
         for sparse data), or an error naming the chunk (for copies that may be
@@ -254,6 +296,14 @@ def open_source(
     """
     if missing not in ("fill", "error"):
         raise ChunkwiseError(f"missing must be 'fill' or 'error', got {missing!r}")
+    if cache_bytes is not None and (
+        isinstance(cache_bytes, bool)
+        or not isinstance(cache_bytes, int)
+        or cache_bytes < 0
+    ):
+        raise ChunkwiseError(
+            f"cache_bytes must be a whole number of bytes >= 0, got {cache_bytes!r}"
+        )
     if isinstance(source, Source):
         return source
     if isinstance(source, np.ndarray):
