@@ -81,7 +81,7 @@ def test_blocks_tile_the_output_and_are_whole_chunks():
 def test_auto_block_keeps_two_blocks_per_job():
     data = np.zeros((64, 64, 64), np.uint8)
     for n_jobs in (1, 2, 4, 8):
-        plan = chunkwise.plan(data, ops.invert(), chunks=(8, 8, 8), n_jobs=n_jobs)
+        plan = chunkwise.plan(data, ops.gaussian(4), chunks=(8, 8, 8), n_jobs=n_jobs)
         assert len(plan) >= 2 * n_jobs
         assert math.prod(plan.block_shape) <= 2**21
 
@@ -129,3 +129,25 @@ def test_compute_region_equals_that_part_of_the_run(tmp_path, region):
     index = region.slices if isinstance(region, Box) else region
     np.testing.assert_array_equal(part, whole[index])
     np.testing.assert_array_equal(part, op(data)[index])
+
+
+@pytest.mark.parametrize(
+    ("op", "block"),
+    [
+        # Halo 1 on 64^3 chunks reads 66^3 (1.10x): one chunk is block enough.
+        (ops.median(3), (64, 64, 64)),
+        # Halo 8 reads 80^3 for a 64^3 block (1.95x): grow to 128^3 (1.42x), where
+        # the next doubling would read more than TARGET_INPUT_VOXELS.
+        (ops.gaussian(2), (128, 128, 128)),
+        # No halo: each block reads its own input only.
+        (ops.downsample(2), (64, 64, 64)),
+        (ops.clip(0, 10), (64, 64, 64)),
+    ],
+    ids=["median", "gaussian", "downsample", "clip"],
+)
+def test_auto_block_grows_only_while_halos_cost(op, block):
+    array = zarr.create_array(
+        MemoryStore(), shape=(512,) * 3, chunks=(64,) * 3, dtype="uint8"
+    )
+    plan = chunkwise.plan(array, op, n_jobs=2)
+    assert plan.block_shape == block
