@@ -21,6 +21,24 @@ def test_import_chunkwise_loads_no_gui_toolkit():
     assert json.loads(done.stdout) == []
 
 
+def test_import_chunkwise_leaves_scipy_ndimage_until_a_filter_runs():
+    # scipy.ndimage adds ~20 MB to every process, and pointwise or resampling runs
+    # never need it.
+    code = (
+        "import sys\n"
+        "import chunkwise, numpy as np\n"
+        "from chunkwise import ops\n"
+        "ops.downsample(2)(np.ones((4, 4, 4)))\n"
+        "print('scipy.ndimage' in sys.modules)\n"
+        "ops.gaussian(1)(np.ones((4, 4, 4)))\n"
+        "print('scipy.ndimage' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "True"]
+
+
 def test_public_names():
     import chunkwise
 

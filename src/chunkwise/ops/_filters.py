@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from scipy import ndimage
+import scipy
 
 from chunkwise._geometry import spatial_axes
 from chunkwise.errors import ChunkwiseError
@@ -137,7 +137,7 @@ class _Smoothing(_GaussianBased):
 
 @dataclass(frozen=True)
 class gaussian(_Smoothing):
-    """Gaussian smoothing, exactly ``scipy.ndimage.gaussian_filter``.
+    """Gaussian smoothing, exactly ``scipy.scipy.ndimage.gaussian_filter``.
 
     Parameters
     ----------
@@ -174,7 +174,7 @@ class gaussian(_Smoothing):
         out = data
         for axis, sigma in enumerate(sigmas):
             if sigma > 1e-15:
-                out = ndimage.gaussian_filter1d(
+                out = scipy.ndimage.gaussian_filter1d(
                     out,
                     sigma,
                     axis=axis,
@@ -209,12 +209,12 @@ class gradient_magnitude(_Smoothing):
         # sigma for every axis, 0 on non-spatial ones, so that they are never mixed.
         kwargs = self._gaussian_kwargs(data.ndim)
         kwargs["sigma"] = per_axis("sigma", self.sigma, data.ndim, 0)
-        return ndimage.gaussian_gradient_magnitude(data, **kwargs)
+        return scipy.ndimage.gaussian_gradient_magnitude(data, **kwargs)
 
 
 @dataclass(frozen=True)
 class laplace_of_gaussian(_Smoothing):
-    """Laplacian of Gaussian, exactly ``scipy.ndimage.gaussian_laplace``.
+    """Laplacian of Gaussian, exactly ``scipy.scipy.ndimage.gaussian_laplace``.
 
     The output keeps the input dtype, as scipy's does (use ``astype`` first for a
     signed or float result).
@@ -230,7 +230,7 @@ class laplace_of_gaussian(_Smoothing):
     name = "laplace_of_gaussian"
 
     def filter(self, data: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_laplace(data, **self._gaussian_kwargs(data.ndim))
+        return scipy.ndimage.gaussian_laplace(data, **self._gaussian_kwargs(data.ndim))
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,9 @@ class unsharp_mask(_Smoothing):
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         values = data.astype(float_dtype(data.dtype))
-        blurred = ndimage.gaussian_filter(values, **self._gaussian_kwargs(data.ndim))
+        blurred = scipy.ndimage.gaussian_filter(
+            values, **self._gaussian_kwargs(data.ndim)
+        )
         return values + values.dtype.type(self.amount) * (values - blurred)
 
 
@@ -316,9 +318,9 @@ class difference_of_gaussians(_GaussianBased):
         kwargs = self._scipy_kwargs(data.ndim) | {"truncate": self.truncate}
         low = self._spatial("low", self.low, data.ndim, 0)
         high = self._spatial("high", self.high, data.ndim, 0)
-        return ndimage.gaussian_filter(values, low, **kwargs) - ndimage.gaussian_filter(
-            values, high, **kwargs
-        )
+        return scipy.ndimage.gaussian_filter(
+            values, low, **kwargs
+        ) - scipy.ndimage.gaussian_filter(values, high, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -341,7 +343,7 @@ class _SizeFilter(_Filter):
         return tuple(max(s, 1) // 2 for s in per_axis("size", self.size, ndim, 1))
 
     def filter(self, data: np.ndarray) -> np.ndarray:
-        function = getattr(ndimage, self.scipy_filter)
+        function = getattr(scipy.ndimage, self.scipy_filter)
         return function(
             data, size=self.sizes(data.ndim), **self._scipy_kwargs(data.ndim)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,12 @@ def _reduce_windows(data: np.ndarray, window: Sequence[int], method: str) -> np.
     split = [v for pair in zip(counts, window, strict=True) for v in pair]
     tiled = data.reshape(split)
     ndim = data.ndim
+    if method == "mean" and data.dtype.kind in "iu":
+        # Integer sums are exact in float64 in any order: sum the windows in place,
+        # without the copy below (as large as the input).
+        values = tiled.sum(axis=tuple(range(1, 2 * ndim, 2)), dtype=np.float64)
+        values /= math.prod(window)
+        return to_dtype(values, data.dtype, scratch=True)
     # A contiguous copy with each window flattened on the last axis: every output
     # voxel is reduced over the same values in the same order wherever its block is.
     order = [*range(0, 2 * ndim, 2), *range(1, 2 * ndim, 2)]
