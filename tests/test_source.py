@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 import zarr
 from scipy import ndimage
+from zarr.storage import LocalStore
 
 import chunkwise
 from chunkwise import ops
 from chunkwise._geometry import Box
 from chunkwise._source import is_url, open_source
+from chunkwise._store import create_output
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -239,3 +241,46 @@ def test_a_chunk_cut_to_its_later_reads_is_decoded_again_for_more(volume, tmp_pa
 def test_negative_cache_budget_is_refused(volume):
     with pytest.raises(chunkwise.ChunkwiseError, match="cache_bytes must be"):
         open_source(volume, cache_bytes=-1)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("codec", ["zstd", "blosc-zstd", "gzip", "lz4", "none"])
+@pytest.mark.parametrize("dtype", ["uint8", ">u2", "<f4"])
+def test_chunks_read_from_their_files_equal_zarrs_reads(
+    tmp_path, zarr_format, codec, dtype
+):
+    data = np.random.default_rng(1).integers(0, 250, SHAPE).astype(dtype)
+    array = create_output(
+        LocalStore(tmp_path / "in.zarr"),
+        shape=SHAPE,
+        dtype=np.dtype(dtype),
+        chunks=CHUNKS,
+        shards=None,
+        zarr_format=zarr_format,
+        codec=codec,
+        attributes={},
+    )
+    array[:] = data
+    array[:8, :8, :8] = 0  # an all-fill chunk: not written
+    data[:8, :8, :8] = 0
+    source = open_source(tmp_path / "in.zarr")
+    assert source._direct is not None
+    for box in (
+        Box.full(SHAPE),
+        Box((3, 7, 9), (19, 24, 28)),
+        Box((9,) * 3, (15,) * 3),
+    ):
+        read = source.read(box)
+        np.testing.assert_array_equal(read, data[box.slices])
+        assert read.dtype == source.dtype
+
+
+def test_sharded_and_remote_arrays_are_read_by_zarr(volume, tmp_path):
+    sharded = zarr.create_array(
+        tmp_path / "s.zarr", data=volume, chunks=(4, 4, 4), shards=CHUNKS
+    )
+    in_memory = zarr.create_array(zarr.storage.MemoryStore(), data=volume)
+    for array in (sharded, in_memory):
+        source = open_source(array)
+        assert source._direct is None
+        np.testing.assert_array_equal(source.read(Box.full(SHAPE)), volume)

@@ -6,6 +6,7 @@ source's token, so the threads of a run share it and each loky worker keeps one.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections import OrderedDict
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numcodecs
 import numpy as np
 import zarr
+import zarr.codecs
 from zarr.core.sync import sync
 from zarr.storage import LocalStore, ZipStore
 
@@ -172,7 +175,26 @@ class Source:
                     "pass missing='fill' to read missing chunks as the fill value"
                 )
 
+    @functools.cached_property
+    def _direct(self) -> _DirectChunks | None:
+        return (
+            _DirectChunks.of(self.array) if isinstance(self.array, zarr.Array) else None
+        )
+
     def _load(self, index: tuple[int, ...] | None, box: Box) -> np.ndarray:
+        direct = self._direct if index is not None else None
+        if direct is not None:
+            try:
+                data = direct.read(index, box)
+            except Exception as error:
+                raise BlockError(
+                    f"input chunk {index} of {self.location} could not be read: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if data is not None:
+                data.flags.writeable = False
+                return data
+            # Never written: zarr's own read gives the fill value (or the error).
         if self.missing == "error":
             self._require_stored(box)
         try:
@@ -187,6 +209,73 @@ class Source:
             ) from error
         data.flags.writeable = False
         return data
+
+
+#: Compressors whose zarr v3 codec is the numcodecs codec of the same name; their
+#: decoding needs no parameters (the frame says how it was encoded).
+_V3_DECOMPRESSORS = {
+    zarr.codecs.ZstdCodec: numcodecs.Zstd,
+    zarr.codecs.BloscCodec: numcodecs.Blosc,
+    zarr.codecs.GzipCodec: numcodecs.GZip,
+}
+
+
+@dataclass(frozen=True)
+class _DirectChunks:
+    """Whole chunks of a local array, read from their files and decoded in place.
+
+    zarr reads a chunk through its event loop and thread pool: 1.2-1.4 ms for a
+    64**3 uint8 zstd chunk here, of which reading the file and decompressing take
+    0.46 ms. A run decodes thousands of chunks, so for the layouts where zarr's read
+    is just "decompress, reinterpret the bytes" (a directory store, no sharding or
+    filters, C order) chunkwise does that itself, with the same numcodecs codec.
+    Anything else goes through zarr.
+    """
+
+    root: Path
+    array: zarr.Array
+    decompressor: Any
+    stored_dtype: np.dtype
+
+    @classmethod
+    def of(cls, array: zarr.Array) -> _DirectChunks | None:
+        """The direct reader of ``array``, or None if zarr must read it."""
+        store = array.store_path.store
+        if not isinstance(store, LocalStore) or array.shards is not None:
+            return None
+        metadata = array.metadata
+        if metadata.zarr_format == 2:
+            if metadata.filters or metadata.order != "C":
+                return None
+            stored = np.dtype(metadata.dtype.to_native_dtype())
+            return cls(store.root, array, metadata.compressor, stored)
+        first, *rest = metadata.codecs
+        if not isinstance(first, zarr.codecs.BytesCodec) or len(rest) > 1:
+            return None
+        decompressor = None
+        if rest:
+            kind = _V3_DECOMPRESSORS.get(type(rest[0]))
+            if kind is None:
+                return None
+            decompressor = kind()
+        stored = np.dtype(array.dtype)
+        if first.endian is not None and stored.itemsize > 1:
+            stored = stored.newbyteorder("<" if first.endian.value == "little" else ">")
+        return cls(store.root, array, decompressor, stored)
+
+    def read(self, index: tuple[int, ...], box: Box) -> np.ndarray | None:
+        """Chunk ``index``, clipped to its extent ``box``; None if never written."""
+        prefix = self.array.store_path.path
+        key = self.array.metadata.encode_chunk_key(index)
+        try:
+            raw = (self.root / prefix / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        if self.decompressor is not None:
+            raw = self.decompressor.decode(raw)
+        data = np.frombuffer(raw, self.stored_dtype).reshape(self.array.chunks)
+        data = data[tuple(slice(0, n) for n in box.shape)]
+        return data.astype(self.array.dtype, copy=False)
 
 
 @dataclass(frozen=True, slots=True)
