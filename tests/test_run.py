@@ -299,3 +299,24 @@ def test_negative_n_jobs_counts_back_from_all_cores(cube):
     path, data = cube
     result = chunkwise.process(path, ops.invert(), n_jobs=-1)
     np.testing.assert_array_equal(result[:], ~data)
+
+
+@pytest.mark.parametrize(
+    ("op", "shared"),
+    [
+        (ops.downsample(2), False),
+        (ops.clip(10, 200), False),
+        (ops.upsample(2), True),
+        (ops.median(3), True),
+    ],
+    ids=["downsample", "clip", "upsample", "median"],
+)
+def test_chunks_read_by_one_block_only_bypass_the_cache(tmp_path, op, shared):
+    data = np.random.default_rng(7).integers(0, 255, (48, 40, 40), np.uint8)
+    zarr.create_array(tmp_path / "in.zarr", data=data, chunks=(16, 16, 16))
+    source = open_source(tmp_path / "in.zarr")
+    run = chunkwise.iter_process(source, op, n_jobs=2, chunks=(16, 16, 16))
+    assert run.plan.shares_input(source.chunks) is shared
+    list(run)
+    np.testing.assert_array_equal(run.output[:], op(data))
+    assert (source.cache.loads > 0) is shared

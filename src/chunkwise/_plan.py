@@ -167,6 +167,14 @@ class Plan:
             for ranges, c in zip(self._input_ranges, chunks, strict=True)
         )
 
+    def shares_input(self, chunks: Sequence[int]) -> bool:
+        """Whether some input chunk (of shape ``chunks``) is read by two blocks."""
+        return any(
+            (b - 1) // c >= a_next // c
+            for ranges, c in zip(self._input_ranges, chunks, strict=True)
+            for (_, b), (a_next, _) in itertools.pairwise(ranges)
+        )
+
     @functools.cached_property
     def _range_bounds(self) -> tuple[tuple[list[int], list[int]], ...]:
         return tuple(

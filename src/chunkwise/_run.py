@@ -8,6 +8,7 @@ consume its records.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -114,6 +115,8 @@ class _Job:
     #: Which blocks are complete, shared by the threads of a run; None in worker
     #: processes, which see only their own blocks.
     done: np.ndarray | None
+    #: Whether blocks share input chunks (halos): if not, reads skip the cache.
+    shared: bool
 
     def __call__(self, index: int) -> tuple[int, Box, float]:
         if self.zarr_config is not None:
@@ -126,7 +129,7 @@ class _Job:
                 self.plan.op,
                 self.source.shape,
                 self.source.dtype,
-                self.source.read,
+                functools.partial(self.source.read, cached=self.shared),
                 block.box,
             )
             self.output[block.box.slices] = data
@@ -229,6 +232,7 @@ class Run:
             self._ledger,
             config if self._backend != "threading" else None,
             self._done_mask.copy() if self._backend == "threading" else None,
+            self.plan.shares_input(self.source.chunks or self.source.shape),
         )
         update_provenance(self.output, status="running", started=now(), finished=None)
         parallel = joblib.Parallel(

@@ -99,8 +99,12 @@ class Source:
             "dtype": self.dtype.name,
         }
 
-    def read(self, box: Box) -> np.ndarray:
-        """Return the input over ``box`` (inside the volume), read-only."""
+    def read(self, box: Box, *, cached: bool = True) -> np.ndarray:
+        """Return the input over ``box`` (inside the volume), read-only.
+
+        ``cached=False`` is for chunks no other read will need: they are decoded
+        and copied out without passing through the cache.
+        """
         if not isinstance(self.array, zarr.Array):
             # In memory, or lazy with its own chunking (dask): read the box at once.
             data = self.array[box.slices]
@@ -108,17 +112,24 @@ class Source:
                 data = np.asarray(data)
             data.flags.writeable = False
             return data
-        if self.cache_bytes == 0:
+        cached = cached and self.cache_bytes != 0
+        if not cached and self._direct is None:
             return self._load(None, box)
+
+        def chunk(index: tuple[int, ...], chunk_box: Box, need: Box) -> _Piece:
+            if cached:
+                return self._chunk(index, chunk_box, need)
+            return _Piece(chunk_box, self._load(index, chunk_box))
+
         pieces = list(chunk_boxes(box, self.chunks, self.shape))
         if len(pieces) == 1:
             index, chunk_box = pieces[0]
-            piece = self._chunk(index, chunk_box, box)
+            piece = chunk(index, chunk_box, box)
             return piece.data[box.relative_to(piece.box)]
         out = np.empty(box.shape, self.dtype)
         for index, chunk_box in pieces:
             part = box.intersect(chunk_box)
-            piece = self._chunk(index, chunk_box, part)
+            piece = chunk(index, chunk_box, part)
             out[part.relative_to(box)] = piece.data[part.relative_to(piece.box)]
         return out
 
