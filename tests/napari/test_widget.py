@@ -263,9 +263,14 @@ def test_streaming_refreshes_the_layer_and_keeps_the_event_loop_alive(
     )
     # A regression guard only; the real figure is measured by the benchmark.
     assert gaps.max() < 2.0
-    np.testing.assert_array_equal(
-        widget.output_layer.data[:], ndimage.gaussian_filter(sample, 2.0)
-    )
+    expected = ndimage.gaussian_filter(sample, 2.0)
+    np.testing.assert_array_equal(widget.output_layer.data[:], expected)
+    # The plane in view crosses 4 of the 8 blocks: only those make it read again.
+    z = viewer.dims.current_step[0]
+    assert widget.stream.reads <= 4
+    # What napari shows: its slice of the layer (private; the widget's is a proxy).
+    shown = np.asarray(viewer.layers[widget.output_layer.name]._slice.image.raw)
+    np.testing.assert_array_equal(shown, expected[z])
 
 
 def test_engine_errors_become_notifications(make_napari_viewer, monkeypatch, small):
@@ -371,5 +376,9 @@ def test_labels_input_filtered_to_an_image_gets_usable_contrast(
     widget.run_button.clicked.emit()
     _wait_for_run(qtbot, widget)
     assert isinstance(widget.output_layer, Image)
+    # Limits from the first block, read off the main thread: they may land last.
+    qtbot.waitUntil(
+        lambda: 0 <= widget.output_layer.contrast_limits[0] < 3, timeout=10_000
+    )
     low, high = widget.output_layer.contrast_limits
     assert 0 <= low < high <= 3

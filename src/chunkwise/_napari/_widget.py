@@ -26,6 +26,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QMessageBox
@@ -40,6 +41,7 @@ from chunkwise._napari._layers import (
     output_geometry,
     same_values,
 )
+from chunkwise._napari._live import LiveOutput
 from chunkwise._napari._preview import NAME as PREVIEW_NAME
 from chunkwise._napari._preview import PlanePreview
 from chunkwise._napari._worker import RunStream
@@ -274,7 +276,7 @@ class ProcessWidget(Container):
             return
         self._last_target = target
         self._show_output(layer, op, run)
-        self.stream = RunStream(run, self.output_layer, self._on_record, self._on_end)
+        self.stream = RunStream(run, self.output_layer, self._on_progress, self._on_end)
         self.progress.max = len(run.plan)
         self.progress.value = run.done_at_start
         self.status.value = f"running: {len(run.plan)} blocks into {target}"
@@ -292,19 +294,26 @@ class ProcessWidget(Container):
             "translate": geometry.translate,
         }
         kind = "labels" if is_labels_result(layer, op) else "image"
+        live = LiveOutput(run.output)  # the run's stream reads the view for napari
         if kind == "labels":
-            self.output_layer = self._viewer.add_labels(run.output, **kwargs)
+            self.output_layer = self._viewer.add_labels(live, **kwargs)
         else:
             kwargs["contrast_limits"] = _contrast_limits(layer, run.output)
-            self.output_layer = self._viewer.add_image(run.output, **kwargs)
+            self.output_layer = self._viewer.add_image(live, **kwargs)
         # Where the result lies, for the plugin's reader when it is opened again.
         run.output.update_attributes({LAYER_ATTRIBUTE: layer_record(kwargs, kind)})
         self._first_record = True
         # Limits not taken from the input are guessed from the first block.
         self._auto_contrast = kind == "image" and not same_values(layer, run.output)
 
-    def _on_record(self, record: chunkwise.BlockDone) -> None:
+    def _on_progress(self, record: chunkwise.BlockDone) -> None:
+        # QProgressBar repaints at once when its text changes, and with napari's GL
+        # canvas in the window that repaint took 17-35 ms of a run's event loop;
+        # with updates off it is merged into the next frame instead.
+        bar = self.progress.native
+        bar.setUpdatesEnabled(False)
         self.progress.value = record.done
+        bar.setUpdatesEnabled(True)
         stream = self.stream
         elapsed = time.perf_counter() - stream.started
         computed = record.done - stream.run.done_at_start
@@ -322,8 +331,16 @@ class ProcessWidget(Container):
         if self._first_record and self.output_layer is not None:
             self._first_record = False
             if self._auto_contrast:
-                block = np.asarray(stream.run.output[record.box.slices])
-                self.output_layer.contrast_limits = data_limits(block)
+                # A block's worth of decoding: off the main thread, like the view.
+                worker = create_worker(
+                    _block_limits, stream.run.output, record.box.slices
+                )
+                worker.returned.connect(self._on_block_limits)
+                worker.start()
+
+    def _on_block_limits(self, limits: tuple[float, float]) -> None:
+        if self.output_layer is not None and not self._closed:
+            self.output_layer.contrast_limits = limits
 
     def _on_end(self, error: BaseException | None) -> None:
         self._set_running(False)
@@ -425,6 +442,10 @@ def _parse_chunks(text: str) -> tuple[int, ...] | None:
         raise chunkwise.ChunkwiseError(
             f"chunks must be integers like 64,64,64, got {text!r}"
         ) from None
+
+
+def _block_limits(output: zarr.Array, slices: tuple[slice, ...]) -> tuple[float, float]:
+    return data_limits(np.asarray(output[slices]))
 
 
 def _contrast_limits(layer: Image | Labels, output: zarr.Array) -> tuple[float, float]:

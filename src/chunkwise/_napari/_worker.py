@@ -1,8 +1,15 @@
 """Streaming a run into napari: the engine's records, off the main thread.
 
 The run's blocks execute in a napari worker thread; each finished block comes back
-to the main thread as a record. Layer refreshes are throttled to one per
-`REFRESH_SECONDS`, and napari's activity dock shows the worker's progress.
+to the main thread as a record. The main thread does little per record: once per
+`REFRESH_SECONDS` it reports the latest record and, if a block finished in the view,
+reads the view again off the main thread (see `LiveOutput`) before refreshing.
+
+Measured on the 256³ gaussian sample on two cores (benchmarks/gui_latency.py), each
+of these cost the event loop a stall of its own: napari's activity-dock progress
+bar (120-160 ms to create, then a synchronous repaint and a nested processEvents
+per record), the widget's progress bar (a synchronous repaint, 25-70 ms, per
+record) and the refresh's read of the view on the main thread (30-80 ms).
 """
 
 from __future__ import annotations
@@ -10,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
+
+from chunkwise._napari._live import LiveOutput
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -21,6 +31,7 @@ if TYPE_CHECKING:
     from napari.layers import Layer
 
     from chunkwise import BlockDone, Run
+    from chunkwise._geometry import Box
 
 __all__ = ["REFRESH_SECONDS", "RunStream"]
 
@@ -56,9 +67,11 @@ class RunStream:
     run : chunkwise.Run
         From `chunkwise.iter_process`.
     layer : napari.layers.Layer
-        The layer that shows ``run.output``.
-    on_record : callable
-        Called on the main thread with each `BlockDone`.
+        The layer that shows ``run.output``, through a `LiveOutput` until the run
+        ends; then it gets ``run.output`` itself.
+    on_progress : callable
+        Called on the main thread with the latest `BlockDone`, at most once per
+        `REFRESH_SECONDS` and once more at the end.
     on_end : callable
         Called on the main thread once, with None (complete) or the exception
         that ended the run (`chunkwise.Cancelled` included).
@@ -68,32 +81,34 @@ class RunStream:
         self,
         run: Run,
         layer: Layer,
-        on_record: Callable[[BlockDone], None],
+        on_progress: Callable[[BlockDone], None],
         on_end: Callable[[BaseException | None], None],
     ) -> None:
         self.run = run
         self.layer = layer
+        self.live: LiveOutput = layer.data
+        #: Refreshes that showed new blocks in the view, the last one included.
         self.refreshes = 0
+        #: Reads of the view started off the main thread.
+        self.reads = 0
         self.started = time.perf_counter()
-        self._dirty = False
-        self._on_record = on_record
+        self._latest: BlockDone | None = None
+        self._landed: list[Box] = []
+        self._stale = False
+        self._reading = False
+        self._on_progress = on_progress
         self._on_end = on_end
         self._ended = False
         self._detached = False
-        remaining = len(run.plan) - run.done_at_start
-        self.worker = create_worker(
-            _records,
-            run,
-            _start_thread=False,
-            _progress={"total": remaining, "desc": f"chunkwise {run.plan.op.name}"},
-        )
+        # No `_progress` for napari's activity dock: the widget shows the same.
+        self.worker = create_worker(_records, run, _start_thread=False)
         self.worker.yielded.connect(self._on_yielded)
         self.worker.returned.connect(lambda ended: self._end(ended.error))
         self.worker.errored.connect(self._end)
         self.worker.finished.connect(lambda: self._end(None))
         self._timer = QTimer()
         self._timer.setInterval(int(REFRESH_SECONDS * 1000))
-        self._timer.timeout.connect(self._refresh_if_dirty)
+        self._timer.timeout.connect(self._on_tick)
 
     def start(self) -> None:
         """Start computing blocks."""
@@ -104,7 +119,7 @@ class RunStream:
         """Cancel, and stop reporting: the widget that listened is gone."""
         self.run.cancel()
         self._detached = True
-        self._on_record = lambda record: None
+        self._on_progress = lambda record: None
         self._on_end = lambda error: None
         with contextlib.suppress(RuntimeError):  # Qt may have deleted it already
             self._timer.stop()
@@ -119,20 +134,53 @@ class RunStream:
         return not self._ended
 
     def _on_yielded(self, record: BlockDone) -> None:
-        self._dirty = True
-        self._on_record(record)
+        self._latest = record
+        self._landed.append(record.box)
 
-    def _refresh_if_dirty(self) -> None:
-        if self._dirty and not self._detached:
-            self._dirty = False
-            self.refreshes += 1
-            self.layer.refresh()
+    def _on_tick(self) -> None:
+        self._report()
+        # Blocks off the view change nothing on screen: no read, no refresh.
+        self._stale |= any(self.live.shows(box) for box in self._landed)
+        self._landed.clear()
+        if self._stale and not self._reading and not self._detached:
+            self._stale = False
+            self._reading = True
+            self.reads += 1
+            reader = create_worker(self.live.read, self.live.view, _start_thread=False)
+            reader.returned.connect(self._on_read)
+            reader.errored.connect(self._on_read_failed)
+            reader.start()
+
+    def _report(self) -> None:
+        if self._latest is not None:
+            record, self._latest = self._latest, None
+            self._on_progress(record)
+
+    def _on_read(self, result: tuple[Any, np.ndarray]) -> None:
+        self._reading = False
+        if self._ended or self._detached:
+            return
+        self.live.keep(*result)
+        self.refreshes += 1
+        # Only the pixels change: the extent is fixed, and the thumbnail (a zoom and
+        # a repaint of the layer list) waits for the end, when the data is swapped.
+        self.layer.refresh(extent=False, thumbnail=False, highlight=False)
+
+    def _on_read_failed(self, error: BaseException) -> None:
+        # A chunk caught mid-write, say: the next tick reads the view again.
+        self._reading = False
+        self._stale = True
 
     def _end(self, error: BaseException | None) -> None:
         if self._ended:
             return
         self._ended = True
-        self._dirty = True
-        self._refresh_if_dirty()
         self._timer.stop()
+        self._report()
+        self.live.forget()
+        if not self._detached:
+            # The jobs are done, so napari's own read of the view is the quick one
+            # (~15 ms), and the layer holds the output itself again.
+            self.layer.data = self.run.output
+            self.refreshes += 1
         self._on_end(error)

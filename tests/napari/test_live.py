@@ -1,0 +1,47 @@
+"""LiveOutput: the output layer's data while a run streams."""
+
+from __future__ import annotations
+
+import numpy as np
+import zarr
+
+from chunkwise._geometry import Box
+from chunkwise._napari._live import LiveOutput
+
+
+def _live() -> LiveOutput:
+    array = zarr.create_array(
+        zarr.storage.MemoryStore(), shape=(8, 6, 4), chunks=(2, 6, 4), dtype="u1"
+    )
+    array[:] = np.arange(8 * 6 * 4, dtype="u1").reshape(8, 6, 4)
+    return LiveOutput(array)
+
+
+def test_a_plane_read_is_the_view_and_the_kept_copy_serves_it():
+    live = _live()
+    view = (3, slice(None), slice(None))
+    np.testing.assert_array_equal(live[view], live.array[3])
+    assert live.view == view
+    live[1, 2, 3]  # a value under the cursor: not a view
+    live[:]  # a whole read, not napari's one entry per axis
+    assert live.view == view
+
+    key, data = live.read(view)
+    live.array[3] = 0  # a block lands after the read
+    live.keep(key, data)
+    assert live[view] is data  # napari gets the copy read off the main thread
+    assert live[view].sum() > 0
+    live.forget()
+    assert not live[view].any()
+
+
+def test_shows_only_boxes_that_cross_the_view():
+    live = _live()
+    assert not live.shows(Box((0, 0, 0), (8, 6, 4)))  # nothing read yet
+    live[3, :, :]
+    assert live.shows(Box((2, 0, 0), (4, 6, 4)))
+    assert not live.shows(Box((4, 0, 0), (6, 6, 4)))
+    assert not live.shows(Box((0, 0, 0), (3, 6, 4)))
+    live[:, -1, :]  # a plane across another axis, negative index
+    assert live.shows(Box((0, 4, 0), (2, 6, 2)))
+    assert not live.shows(Box((0, 0, 0), (8, 5, 4)))
