@@ -8,7 +8,6 @@ consume its records.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import math
@@ -98,31 +97,6 @@ def cache_budget(source: Source, plan: Plan, n_jobs: int) -> int:
     return max(RUN_CACHE_FLOOR, n_jobs * plan.chunks_touched(chunks) * chunk_bytes)
 
 
-#: Freed blocks of at least this size go straight back to the operating system.
-_MMAP_THRESHOLD = 128 * 2**10
-
-
-@functools.cache
-def _return_freed_memory() -> None:
-    """Make glibc give large freed buffers back to the OS (once per process).
-
-    glibc raises its mmap threshold each time a large buffer is freed, so after
-    the first block, chunk and block buffers come from per-thread heaps that keep
-    their freed pages. Fixing the threshold (as dask's workers do with
-    MALLOC_TRIM_THRESHOLD_) took the benchmark's peak RSS from 108 to 99 MB on
-    median, 78 to 72 MB on downsampling and 139 to 129 MB on Gaussian runs. A no-op
-    where the C library has no ``mallopt``.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_trim_threshold, _MMAP_THRESHOLD)
-    mallopt(m_mmap_threshold, _MMAP_THRESHOLD)
-
-
 def _zarr_concurrency(n_jobs: int) -> dict[str, int]:
     # Each job already runs on its own core; zarr's own concurrency within a job only
     # needs to fill the cores the jobs leave idle.
@@ -145,7 +119,6 @@ class _Job:
     shared: bool
 
     def __call__(self, index: int) -> tuple[int, Box, float]:
-        _return_freed_memory()  # in worker processes too
         if self.zarr_config is not None:
             zarr.config.set(self.zarr_config)
         began = time.perf_counter()
