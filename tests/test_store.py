@@ -39,7 +39,7 @@ def _metadata(path: Path) -> dict:
 
 # (codec, expected v2 compressor, expected v3 compressor codecs)
 CODEC_CASES = [
-    ("zstd", {"id": "zstd", "level": 3}, [("zstd", {"level": 3})]),
+    ("zstd", {"id": "zstd", "level": 1}, [("zstd", {"level": 1})]),
     ("zstd:5", {"id": "zstd", "level": 5}, [("zstd", {"level": 5})]),
     ("lz4", {"id": "blosc", "cname": "lz4"}, [("blosc", {"cname": "lz4"})]),
     ("blosc-zstd", {"id": "blosc", "cname": "zstd"}, [("blosc", {"cname": "zstd"})]),

@@ -502,7 +502,8 @@ def process(
         Output format; default 3 (on resume: the existing output's).
     codec : str, optional
         ``zstd``, ``lz4``, ``blosc-zstd``, ``gzip`` or ``none``, optionally with a
-        level as in ``zstd:5``; default ``zstd`` (on resume: the existing output's).
+        level as in ``zstd:5``; default ``zstd`` at level 1 (on resume: the existing
+        output's).
     overwrite : bool
         Replace an existing output.
     resume : bool

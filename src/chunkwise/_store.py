@@ -44,7 +44,11 @@ __all__ = [
 LEDGER = "chunkwise-ledger"
 ATTRIBUTE = "chunkwise"
 CODECS = ("zstd", "lz4", "blosc-zstd", "gzip", "none")
-_DEFAULT_LEVELS = {"zstd": 3, "lz4": 5, "blosc-zstd": 3, "gzip": 5}
+#: zstd defaults to level 1: on 64**3 uint8 chunks it compressed 2-5x faster than
+#: level 3 (heart scan: 2.05 vs 4.59 ms a chunk, synthetic CT: 0.74 vs 3.73 ms) for
+#: files at most 5% larger (heart: ratio 1.78 vs 1.88), and writing was a fifth of
+#: a Gaussian run's CPU time at level 3.
+_DEFAULT_LEVELS = {"zstd": 1, "lz4": 5, "blosc-zstd": 3, "gzip": 5}
 
 
 def now() -> str:

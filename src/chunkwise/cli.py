@@ -79,7 +79,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--codec",
         help=f"one of {', '.join(CODECS)}, optionally with a level: zstd:5 "
-        "(default zstd)",
+        "(default zstd, level 1)",
     )
     run.add_argument(
         "--overwrite", action="store_true", help="replace an existing output"
