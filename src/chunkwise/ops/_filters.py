@@ -173,7 +173,14 @@ class gaussian(_Smoothing):
         crop = box.relative_to(data_box)
         out = data
         for axis, sigma in enumerate(sigmas):
+            keep = crop[axis]
             if sigma > 1e-15:
+                radius = int(self.truncate * float(sigma) + 0.5)
+                few = 4 * (keep.stop - keep.start) <= out.shape[axis]
+                inside = keep.start >= radius and keep.stop + radius <= out.shape[axis]
+                if few and inside:
+                    out = _gaussian_pass_at(out, float(sigma), radius, axis, keep)
+                    continue
                 out = scipy.ndimage.gaussian_filter1d(
                     out,
                     sigma,
@@ -183,8 +190,35 @@ class gaussian(_Smoothing):
                     cval=self.cval,
                     truncate=self.truncate,
                 )
-            out = out[(slice(None),) * axis + (crop[axis],)]
+            out = out[(slice(None),) * axis + (keep,)]
         return out
+
+
+def _gaussian_pass_at(
+    data: np.ndarray, sigma: float, radius: int, axis: int, keep: slice
+) -> np.ndarray:
+    """Run scipy's ``gaussian_filter1d`` along ``axis`` at the positions ``keep`` only.
+
+    A preview plane needs one output plane of the first pass, which scipy would
+    compute at all 2 * radius + 1 input planes: 67 of the 73 ms a 512² Gaussian
+    preview took. This is the same arithmetic as scipy's symmetric-kernel loop
+    (in float64: the centre times its weight, plus each pair of neighbours, the
+    outermost first, times theirs; then a cast to the dtype), on ``keep`` only, with
+    scipy's own kernel; the tests check it voxel for voxel against scipy. Called
+    only where the kernel stays inside ``data``, so no boundary mode applies.
+    """
+    from scipy.ndimage._filters import _gaussian_kernel1d  # scipy's own weights
+
+    weights = _gaussian_kernel1d(sigma, 0, radius)[::-1]
+    lines = np.moveaxis(data, axis, 0)
+    start, stop = keep.start, keep.stop
+    total = lines[start:stop].astype(np.float64) * weights[radius]
+    for k in range(radius, 0, -1):
+        pair = lines[start - k : stop - k].astype(np.float64)
+        pair += lines[start + k : stop + k]
+        pair *= weights[radius - k]
+        total += pair
+    return np.moveaxis(total.astype(data.dtype), 0, axis)
 
 
 @dataclass(frozen=True)
