@@ -20,3 +20,11 @@ def slow_gaussian(block: np.ndarray) -> np.ndarray:
 
     time.sleep(float(os.environ.get("CHUNKWISE_TEST_DELAY", "0.02")))
     return ndimage.gaussian_filter(block, 1.0)
+
+
+def thread_niceness(block: np.ndarray) -> np.ndarray:
+    """The CPU niceness of the thread computing the block, in every voxel."""
+    import threading
+
+    nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    return np.full(block.shape, nice, np.int16)

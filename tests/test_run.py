@@ -6,6 +6,7 @@ Failing functions for ``ops.custom`` live in ``tests/faulty.py``.
 from __future__ import annotations
 
 import datetime
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +321,23 @@ def test_chunks_read_by_one_block_only_bypass_the_cache(tmp_path, op, shared):
     list(run)
     np.testing.assert_array_equal(run.output[:], op(data))
     assert (source.cache.loads > 0) is shared
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="thread priorities are Linux-only"
+)
+def test_nice_lowers_the_job_threads_priority_and_never_the_callers(importable_tests):
+    import os
+    import threading
+
+    data = np.zeros((32, 32, 32), np.int16)
+    op = ops.custom("tests.functions:thread_niceness", dtype="int16")
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    result = chunkwise.process(data, op, n_jobs=2, chunks=(8, 8, 8), nice=5)
+    assert set(np.unique(result[:])) == {min(mine + 5, 19)}
+    # With one job the blocks run in the calling thread, which keeps its priority.
+    result = chunkwise.process(data, op, n_jobs=1, chunks=(8, 8, 8), nice=5)
+    assert set(np.unique(result[:])) == {mine}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    with pytest.raises(chunkwise.ChunkwiseError, match="nice must be"):
+        chunkwise.process(data, op, nice=20)

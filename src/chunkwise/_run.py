@@ -8,10 +8,13 @@ consume its records.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import json
 import math
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -120,6 +123,28 @@ def _share_malloc_arena() -> None:
 _share_malloc_arena()
 
 
+_PRIORITY = threading.local()
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this job thread's niceness by ``nice``, once per thread (Linux).
+
+    Linux schedules threads apart, so a viewer's event loop and its OpenGL
+    rendering then get a core as soon as they need one, while the jobs still use
+    every idle cycle. Lowering a priority cannot be undone without privileges, so
+    it is never done to the thread iterating the run (that runs the jobs when
+    ``n_jobs=1``); joblib's job threads end with the run. Elsewhere a no-op:
+    there, the same call would lower the whole process.
+    """
+    if not sys.platform.startswith("linux") or getattr(_PRIORITY, "nice", 0):
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(current + nice, 19))
+    _PRIORITY.nice = nice
+
+
 def _zarr_concurrency(n_jobs: int) -> dict[str, int]:
     # Each job already runs on its own core; zarr's own concurrency within a job only
     # needs to fill the cores the jobs leave idle.
@@ -140,8 +165,14 @@ class _Job:
     done: np.ndarray | None
     #: Whether blocks share input chunks (halos): if not, reads skip the cache.
     shared: bool
+    #: How much lower than the caller's the job threads' CPU priority is.
+    nice: int
+    #: The thread iterating the run, which runs jobs itself when there is one.
+    caller: int
 
     def __call__(self, index: int) -> tuple[int, Box, float]:
+        if self.nice and threading.get_native_id() != self.caller:
+            _lower_priority(self.nice)
         if self.zarr_config is not None:
             zarr.config.set(self.zarr_config)
         began = time.perf_counter()
@@ -210,6 +241,7 @@ class Run:
         n_jobs: int,
         backend: str,
         cancel: CancelToken,
+        nice: int = 0,
     ) -> None:
         self.source = source
         self.plan = plan
@@ -217,6 +249,7 @@ class Run:
         self.cancel_token = cancel
         self._n_jobs = n_jobs
         self._backend = backend
+        self._nice = nice
         self._ledger = Ledger.of(output)
         self._done_mask = self._ledger.done(len(plan))
         #: Blocks already complete when the run started (from an earlier run).
@@ -256,6 +289,8 @@ class Run:
             config if self._backend != "threading" else None,
             self._done_mask.copy() if self._backend == "threading" else None,
             self.plan.shares_input(self.source.chunks or self.source.shape),
+            self._nice,
+            threading.get_native_id(),
         )
         update_provenance(self.output, status="running", started=now(), finished=None)
         parallel = joblib.Parallel(
@@ -395,6 +430,7 @@ def iter_process(
     cancel: CancelToken | None = None,
     cache_bytes: int | None = None,
     missing: str = "fill",
+    nice: int = 0,
 ) -> Run:
     """Start processing ``source`` with ``op`` into ``out``, block by block.
 
@@ -416,6 +452,8 @@ def iter_process(
     True
     """
     n_jobs = _n_jobs(n_jobs)
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+        raise ChunkwiseError(f"nice must be a whole number from 0 to 19, got {nice!r}")
     opened = open_source(source, cache_bytes=cache_bytes, missing=missing)
     store = output_store(out)
     _check_backend(backend, store)
@@ -450,6 +488,7 @@ def iter_process(
         n_jobs=n_jobs,
         backend=backend,
         cancel=cancel or CancelToken(),
+        nice=nice,
     )
 
 
@@ -471,6 +510,7 @@ def process(
     cancel: CancelToken | None = None,
     cache_bytes: int | None = None,
     missing: str = "fill",
+    nice: int = 0,
 ) -> zarr.Array:
     """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
 
@@ -521,6 +561,11 @@ def process(
     missing : {"fill", "error"}
         An input chunk that was never written reads as the fill value (Zarr's rule,
         right for sparse data), or, with ``"error"``, stops the run naming the chunk.
+    nice : int
+        Run the job threads (or processes) this much below the caller's CPU
+        priority, 0 to 19 (Linux; ignored elsewhere), so that a viewer or other
+        interactive program on the same cores stays responsive. The napari plugin
+        uses it.
 
     Returns
     -------
@@ -561,6 +606,7 @@ def process(
         cancel=cancel,
         cache_bytes=cache_bytes,
         missing=missing,
+        nice=nice,
     )
     if not progress:
         for _ in run:

@@ -54,6 +54,9 @@ __all__ = ["ProcessWidget"]
 #: enough to merge a spin-box burst, short next to the ~50 ms a 512² plane takes.
 PREVIEW_DEBOUNCE_MS = 60
 
+#: How far below napari's the run's job threads are scheduled (see `chunkwise.process`).
+RUN_NICENESS = 10
+
 
 class ProcessWidget(Container):
     """Tune an operation on the plane in view, then run it over the whole volume."""
@@ -270,6 +273,8 @@ class ProcessWidget(Container):
                 codec=self.codec.value,
                 overwrite=choice == "overwrite",
                 resume=choice == "resume",
+                # The jobs yield the cores to napari's event loop and rendering.
+                nice=RUN_NICENESS,
             )
         except (chunkwise.ChunkwiseError, OSError) as error:
             show_error(str(error))
