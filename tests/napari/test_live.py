@@ -45,3 +45,18 @@ def test_shows_only_boxes_that_cross_the_view():
     live[:, -1, :]  # a plane across another axis, negative index
     assert live.shows(Box((0, 4, 0), (2, 6, 2)))
     assert not live.shows(Box((0, 0, 0), (8, 5, 4)))
+
+
+def test_a_new_output_reads_as_its_fill_value_until_blocks_land():
+    array = zarr.create_array(
+        zarr.storage.MemoryStore(), shape=(8, 6, 4), chunks=(2, 6, 4), dtype="u2",
+        fill_value=7,
+    )  # fmt: skip
+    live = LiveOutput(array, empty=True)
+    array[2:4] = 1  # not shown yet: nothing has been reported as written
+    view = (3, slice(None), slice(None))
+    np.testing.assert_array_equal(live[view], np.full((6, 4), 7, "u2"))
+    assert live.view == view
+    assert live[1:3, 0, :].shape == (2, 4)
+    live.written()
+    np.testing.assert_array_equal(live[view], np.ones((6, 4), "u2"))

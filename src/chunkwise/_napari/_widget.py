@@ -299,7 +299,8 @@ class ProcessWidget(Container):
             "translate": geometry.translate,
         }
         kind = "labels" if is_labels_result(layer, op) else "image"
-        live = LiveOutput(run.output)  # the run's stream reads the view for napari
+        # The run's stream reads the view for napari; a new output starts empty.
+        live = LiveOutput(run.output, empty=run.done_at_start == 0)
         if kind == "labels":
             self.output_layer = self._viewer.add_labels(live, **kwargs)
         else:

@@ -136,6 +136,7 @@ class RunStream:
     def _on_yielded(self, record: BlockDone) -> None:
         self._latest = record
         self._landed.append(record.box)
+        self.live.written()
 
     def _on_tick(self) -> None:
         self._report()
