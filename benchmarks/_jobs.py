@@ -33,6 +33,9 @@ class Job:
     input: str
     steps: tuple[str, ...]
     large: bool = False
+    #: Rounds of every tool, in rotated order; each tool's median is reported. The
+    #: machines are shared: the same run varied by up to 30% within minutes.
+    repeats: int = 1
 
 
 def inputs(quick: bool) -> dict[str, Input]:
@@ -46,8 +49,8 @@ def inputs(quick: bool) -> dict[str, Input]:
 
 
 JOBS = (
-    Job("a", "gaussian sigma=2", "u8", ("gaussian:sigma=2",)),
-    Job("b", "median size=3 (uint16)", "u16", ("median:size=3",)),
+    Job("a", "gaussian sigma=2", "u8", ("gaussian:sigma=2",), repeats=3),
+    Job("b", "median size=3 (uint16)", "u16", ("median:size=3",), repeats=3),
     Job("c", "downsample x2 mean", "u8", ("downsample:factor=2,method=mean",)),
     Job(
         "d",

@@ -126,6 +126,19 @@ def _job_table(job: dict) -> list[str]:
             f"| {tool} | {w:.2f} | {rec['wall_s']:.2f} | {rec['cpu_s']:.2f} "
             f"| {rec['peak_rss_mb']:.0f} | {' | '.join(ratios)} |"
         )
+    rounds = {tool: rec.get("walls", []) for tool, rec in tools.items()}
+    if any(len(walls) > 1 for walls in rounds.values()):
+        lines.append("")
+        lines.append(
+            "Each tool ran "
+            f"{max(len(w) for w in rounds.values())} times, in rotated order; the "
+            "row is its run with the median wall time. Wall times of every run: "
+            + "; ".join(
+                f"{tool} {', '.join(f'{w:.2f}' for w in walls)}"
+                for tool, walls in rounds.items()
+            )
+            + "."
+        )
     return lines
 
 

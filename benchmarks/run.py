@@ -78,19 +78,23 @@ def run_job(job: Job, src: Path, scratch: Path, launcher: Launcher) -> dict:
     tools = TOOLS_LARGE if job.large else TOOLS
     reference = "dask-image" if job.large else "limit"
     chunks = _output_chunks(src, job)
-    outputs, records = {}, {}
-    for tool in tools:
-        dst = scratch / job.key / f"{tool}.zarr"
-        shutil.rmtree(dst, ignore_errors=True)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        warm(src)
-        records[tool] = launcher.measure(tool_command(tool, src, dst, chunks, job))
-        outputs[tool] = dst
-        print(
-            f"  ({job.key}) {tool:14s} {_report.wall(records[tool], tool):7.2f} s "
-            f"{records[tool]['peak_rss_mb']:6.0f} MB",
-            flush=True,
-        )
+    outputs, runs = {}, {tool: [] for tool in tools}
+    for round_ in range(job.repeats):
+        # Rotate the order so that no tool always runs first, or last.
+        for tool in tools[round_ % len(tools) :] + tools[: round_ % len(tools)]:
+            dst = scratch / job.key / f"{tool}.zarr"
+            shutil.rmtree(dst, ignore_errors=True)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            warm(src)
+            record = launcher.measure(tool_command(tool, src, dst, chunks, job))
+            runs[tool].append(record)
+            outputs[tool] = dst
+            print(
+                f"  ({job.key}) {tool:14s} {_report.wall(record, tool):7.2f} s "
+                f"{record['peak_rss_mb']:6.0f} MB",
+                flush=True,
+            )
+    records = {tool: _median_run(runs[tool], tool) for tool in tools}
     compare(outputs.pop(reference), outputs)
     shutil.rmtree(scratch / job.key)
     source = zarr.open_array(src, mode="r")
@@ -102,6 +106,14 @@ def run_job(job: Job, src: Path, scratch: Path, launcher: Launcher) -> dict:
         "reference": "whole-array scipy (limit)" if reference == "limit" else reference,
         "tools": records,
     }
+
+
+def _median_run(runs: list[dict], tool: str) -> dict:
+    """The run with the median wall time, noting every run's wall time."""
+    ordered = sorted(runs, key=lambda record: _report.wall(record, tool))
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median["walls"] = [_report.wall(record, tool) for record in runs]
+    return median
 
 
 def _meta(argv: list[str]) -> dict:
