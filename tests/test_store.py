@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import zarr
-from zarr.storage import MemoryStore
+from zarr.storage import LocalStore, MemoryStore
 
 import chunkwise
 from chunkwise import ops
-from chunkwise._store import Ledger, parse_codec
+from chunkwise._geometry import Box
+from chunkwise._store import ChunkWriter, Ledger, create_output, parse_codec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -222,3 +223,53 @@ def test_a_group_at_the_output_is_refused(volume, tmp_path):
     zarr.open_group(out, mode="w")
     with pytest.raises(chunkwise.ChunkwiseError, match="group, not an array"):
         chunkwise.process(volume, ops.invert(), out, overwrite=True)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("codec", ["zstd", "gzip", "none", "lz4"])
+@pytest.mark.parametrize("dtype", ["uint8", "<u2", "float32"])
+def test_chunks_written_to_their_files_read_back_as_zarr_writes_them(
+    tmp_path, zarr_format, codec, dtype
+):
+    shape, chunks = (20, 13, 9), (8, 8, 8)
+    data = np.random.default_rng(3).integers(1, 200, shape).astype(dtype)
+    data[:8, :8, :8] = 0  # a chunk of fill value: never stored
+    stores = {}
+    for name in ("direct", "zarr"):
+        stores[name] = create_output(
+            LocalStore(tmp_path / f"{name}.zarr"),
+            shape=shape,
+            dtype=np.dtype(dtype),
+            chunks=chunks,
+            shards=None,
+            zarr_format=zarr_format,
+            codec=codec,
+            attributes={},
+        )
+    writer = ChunkWriter.of(stores["direct"])
+    assert (writer is None) == (codec == "lz4")  # Blosc goes through zarr
+    if writer is None:
+        return
+    stores["zarr"][:] = data
+    full = Box.full(shape)
+    writer.write(full, np.ones(shape, dtype))  # then overwritten, fill chunk deleted
+    writer.write(full, data)
+    np.testing.assert_array_equal(stores["direct"][:], data)
+    np.testing.assert_array_equal(stores["direct"][:], stores["zarr"][:])
+
+    def keys(name: str) -> set[str]:
+        root = tmp_path / f"{name}.zarr"
+        return {
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file() and not p.name.startswith((".z", "zarr.json"))
+        }
+
+    assert keys("direct") == keys("zarr")
+
+
+def test_sharded_and_in_memory_outputs_are_written_by_zarr():
+    sharded = zarr.create_array(
+        MemoryStore(), shape=(16, 16), chunks=(4, 4), shards=(8, 8), dtype="u1"
+    )
+    assert ChunkWriter.of(sharded) is None

@@ -30,6 +30,7 @@ from chunkwise._geometry import Box
 from chunkwise._plan import Plan, make_plan
 from chunkwise._source import Source, open_source
 from chunkwise._store import (
+    ChunkWriter,
     Ledger,
     check_output_location,
     create_output,
@@ -169,6 +170,8 @@ class _Job:
     nice: int
     #: The thread iterating the run, which runs jobs itself when there is one.
     caller: int
+    #: Writes chunks to their files directly, where that is what zarr would do.
+    writer: ChunkWriter | None
 
     def __call__(self, index: int) -> tuple[int, Box, float]:
         if self.nice and threading.get_native_id() != self.caller:
@@ -186,7 +189,10 @@ class _Job:
                 functools.partial(self.source.read, cached=self.shared),
                 block.box,
             )
-            self.output[block.box.slices] = data
+            if self.writer is not None:
+                self.writer.write(block.box, data)
+            else:
+                self.output[block.box.slices] = data
         except BlockError as error:
             raise BlockError(f"{where}: {error}") from error
         except Exception as error:
@@ -291,6 +297,7 @@ class Run:
             self.plan.shares_input(self.source.chunks or self.source.shape),
             self._nice,
             threading.get_native_id(),
+            ChunkWriter.of(self.output),
         )
         update_provenance(self.output, status="running", started=now(), finished=None)
         parallel = joblib.Parallel(
