@@ -187,10 +187,8 @@ class Source:
                 )
 
     @functools.cached_property
-    def _direct(self) -> _DirectChunks | None:
-        return (
-            _DirectChunks.of(self.array) if isinstance(self.array, zarr.Array) else None
-        )
+    def _direct(self) -> ChunkFiles | None:
+        return ChunkFiles.of(self.array) if isinstance(self.array, zarr.Array) else None
 
     def _load(self, index: tuple[int, ...] | None, box: Box) -> np.ndarray:
         direct = self._direct if index is not None else None
@@ -222,35 +220,44 @@ class Source:
         return data
 
 
-#: Compressors whose zarr v3 codec is the numcodecs codec of the same name; their
-#: decoding needs no parameters (the frame says how it was encoded).
-_V3_DECOMPRESSORS = {
-    zarr.codecs.ZstdCodec: numcodecs.Zstd,
-    zarr.codecs.BloscCodec: numcodecs.Blosc,
-    zarr.codecs.GzipCodec: numcodecs.GZip,
-}
+def _numcodecs(codec: Any) -> Any:
+    """The numcodecs codec that zarr v3's ``codec`` calls, or None if unknown.
+
+    zarr's Zstd, Blosc and Gzip codecs wrap numcodecs. Decoding needs no settings
+    (the frame says how it was encoded); encoding here only ever uses zstd and gzip,
+    whose settings carry over (`chunkwise._store.ChunkWriter`).
+    """
+    if isinstance(codec, zarr.codecs.ZstdCodec):
+        return numcodecs.Zstd(level=codec.level, checksum=codec.checksum)
+    if isinstance(codec, zarr.codecs.GzipCodec):
+        return numcodecs.GZip(level=codec.level)
+    if isinstance(codec, zarr.codecs.BloscCodec):
+        return numcodecs.Blosc()
+    return None
 
 
 @dataclass(frozen=True)
-class _DirectChunks:
-    """Whole chunks of a local array, read from their files and decoded in place.
+class ChunkFiles:
+    """The chunk files of a local array whose coding is just bytes and a compressor.
 
     zarr reads a chunk through its event loop and thread pool: 1.2-1.4 ms for a
     64**3 uint8 zstd chunk here, of which reading the file and decompressing take
-    0.46 ms. A run decodes thousands of chunks, so for the layouts where zarr's read
-    is just "decompress, reinterpret the bytes" (a directory store, no sharding or
-    filters, C order) chunkwise does that itself, with the same numcodecs codec.
-    Anything else goes through zarr.
+    0.46 ms. A run decodes thousands of chunks, so for the layouts where zarr's
+    coding is "reinterpret the bytes, (de)compress" (a directory store, no sharding
+    or filters, C order) chunkwise reads, and writes, the files itself with the
+    same numcodecs codec. Anything else goes through zarr.
     """
 
     root: Path
     array: zarr.Array
-    decompressor: Any
+    #: The numcodecs compressor, None for raw bytes.
+    codec: Any
+    #: The dtype of the bytes in a file (byte order included).
     stored_dtype: np.dtype
 
     @classmethod
-    def of(cls, array: zarr.Array) -> _DirectChunks | None:
-        """The direct reader of ``array``, or None if zarr must read it."""
+    def of(cls, array: zarr.Array) -> ChunkFiles | None:
+        """The chunk files of ``array``, or None if only zarr may touch them."""
         store = array.store_path.store
         if not isinstance(store, LocalStore) or array.shards is not None:
             return None
@@ -263,27 +270,27 @@ class _DirectChunks:
         first, *rest = metadata.codecs
         if not isinstance(first, zarr.codecs.BytesCodec) or len(rest) > 1:
             return None
-        decompressor = None
-        if rest:
-            kind = _V3_DECOMPRESSORS.get(type(rest[0]))
-            if kind is None:
-                return None
-            decompressor = kind()
+        codec = _numcodecs(rest[0]) if rest else None
+        if rest and codec is None:
+            return None
         stored = np.dtype(array.dtype)
         if first.endian is not None and stored.itemsize > 1:
             stored = stored.newbyteorder("<" if first.endian.value == "little" else ">")
-        return cls(store.root, array, decompressor, stored)
+        return cls(store.root, array, codec, stored)
+
+    def path(self, index: tuple[int, ...]) -> Path:
+        """The file of chunk ``index``."""
+        key = self.array.metadata.encode_chunk_key(index)
+        return self.root / self.array.store_path.path / key
 
     def read(self, index: tuple[int, ...], box: Box) -> np.ndarray | None:
         """Chunk ``index``, clipped to its extent ``box``; None if never written."""
-        prefix = self.array.store_path.path
-        key = self.array.metadata.encode_chunk_key(index)
         try:
-            raw = (self.root / prefix / key).read_bytes()
+            raw = self.path(index).read_bytes()
         except FileNotFoundError:
             return None
-        if self.decompressor is not None:
-            raw = self.decompressor.decode(raw)
+        if self.codec is not None:
+            raw = self.codec.decode(raw)
         data = np.frombuffer(raw, self.stored_dtype).reshape(self.array.chunks)
         data = data[tuple(slice(0, n) for n in box.shape)]
         return data.astype(self.array.dtype, copy=False)

@@ -24,7 +24,7 @@ from zarr.core.sync import sync
 from zarr.storage import LocalStore, MemoryStore, ZipStore
 
 from chunkwise._geometry import Box, chunk_boxes
-from chunkwise._source import is_url
+from chunkwise._source import ChunkFiles, is_url
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
@@ -195,92 +195,50 @@ def create_output(
     )
 
 
-def _compressor(codec: Any) -> Any:
-    """The numcodecs codec that encodes as zarr v3's ``codec`` does, or None."""
-    if isinstance(codec, zarr.codecs.ZstdCodec):
-        return numcodecs.Zstd(level=codec.level, checksum=codec.checksum)
-    if isinstance(codec, zarr.codecs.GzipCodec):
-        return numcodecs.GZip(level=codec.level)
-    return None
-
-
 @dataclass(frozen=True)
 class ChunkWriter:
     """Whole chunks of a local output, encoded and written to their files directly.
 
     With zstd at level 1 a 64**3 uint8 chunk compresses in about 0.7 ms, but
     writing it through zarr's event loop took about 5 ms of the job's thread: a
-    quarter of a Gaussian run's thread time. For the layouts where zarr's write is
-    "pad an edge chunk with the fill value, reinterpret as bytes, compress, store
-    the file, or delete it when the chunk is all fill value" (a directory store,
-    no sharding or filters, C order, zstd, gzip or no compressor, empty chunks not
-    written), chunkwise does that itself with the same numcodecs codec; anything
-    else goes through zarr.
+    quarter of a Gaussian run's thread time. Where zarr's write is "pad an edge
+    chunk with the fill value, reinterpret as bytes, compress, store the file, or
+    delete it when the chunk is all fill value" (`ChunkFiles` with zstd, gzip or no
+    compressor, empty chunks not written), chunkwise does that itself with the same
+    numcodecs codec; anything else goes through zarr.
     """
 
-    root: Path
-    array: zarr.Array
-    compressor: Any
-    stored_dtype: np.dtype
+    files: ChunkFiles
 
     @classmethod
     def of(cls, array: zarr.Array) -> ChunkWriter | None:
         """The direct writer of ``array``, or None if zarr must write it."""
-        store = array.store_path.store
+        files = ChunkFiles.of(array)
         if (
-            not isinstance(store, LocalStore)
-            or array.shards is not None
+            files is None
             or zarr.config.get("array.write_empty_chunks")
+            or not isinstance(files.codec, numcodecs.Zstd | numcodecs.GZip | None)
         ):
             return None
-        metadata = array.metadata
-        if metadata.zarr_format == 2:
-            compressor = metadata.compressor
-            if (
-                metadata.filters
-                or metadata.order != "C"
-                or not isinstance(
-                    compressor, numcodecs.Zstd | numcodecs.GZip | type(None)
-                )
-            ):
-                return None
-            stored = np.dtype(metadata.dtype.to_native_dtype())
-            return cls(store.root, array, compressor, stored)
-        first, *rest = metadata.codecs
-        if not isinstance(first, zarr.codecs.BytesCodec) or len(rest) > 1:
-            return None
-        compressor = _compressor(rest[0]) if rest else None
-        if rest and compressor is None:
-            return None
-        stored = np.dtype(array.dtype)
-        if first.endian is not None and stored.itemsize > 1:
-            stored = stored.newbyteorder("<" if first.endian.value == "little" else ">")
-        return cls(store.root, array, compressor, stored)
+        return cls(files)
 
     def write(self, box: Box, data: np.ndarray) -> None:
         """Write ``data``, which covers whole chunks, over ``box``."""
-        array = self.array
+        files = self.files
+        array = files.array
         fill = np.asarray(array.fill_value, array.dtype)
         for index, chunk_box in chunk_boxes(box, array.chunks, array.shape):
             part = data[chunk_box.relative_to(box)]
-            path = (
-                self.root
-                / array.store_path.path
-                / array.metadata.encode_chunk_key(index)
-            )
+            path = files.path(index)
             if _all_fill(part, fill):
                 path.unlink(missing_ok=True)
                 continue
             if part.shape != tuple(array.chunks):
-                padded = np.full(array.chunks, fill, self.stored_dtype)
+                padded = np.full(array.chunks, fill, files.stored_dtype)
                 padded[tuple(slice(0, n) for n in part.shape)] = part
                 part = padded
-            raw = np.ascontiguousarray(part, self.stored_dtype)
-            encoded = (
-                raw.tobytes()
-                if self.compressor is None
-                else self.compressor.encode(raw)
-            )
+            raw = np.ascontiguousarray(part, files.stored_dtype)
+            encoded = raw.tobytes() if files.codec is None else files.codec.encode(raw)
             path.parent.mkdir(parents=True, exist_ok=True)
             # Atomically, as zarr's LocalStore does: a viewer reading the output
             # while the run writes it must never see half a chunk.
