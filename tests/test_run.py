@@ -119,13 +119,15 @@ def test_corrupt_chunk_names_block_and_chunk_and_keeps_finished_blocks(cube, tmp
     assert record["error"] == message
     assert record["blocks_done"] == first_bad
     assert _ledger(output, len(plan)) == list(range(first_bad))
-    # Repair the input; resuming computes only the missing blocks.
+    # Repairing the input changes it: the finished blocks may have read the old
+    # input, so resuming is refused, naming the change; overwrite starts again.
     zarr.open_array(path, mode="r+")[32:, 32:, 32:] = data[32:, 32:, 32:]
-    run = chunkwise.iter_process(path, op, out, n_jobs=2, resume=True)
-    assert run.done_at_start == first_bad
-    assert len(list(run)) == len(plan) - first_bad
-    np.testing.assert_array_equal(run.output[:], op(data))
-    assert run.output.attrs["chunkwise"]["status"] == "complete"
+    with pytest.raises(chunkwise.ChunkwiseError, match="input changed"):
+        chunkwise.process(path, op, out, n_jobs=2, resume=True)
+    assert zarr.open_array(out, mode="r").attrs["chunkwise"] == record
+    result = chunkwise.process(path, op, out, n_jobs=2, overwrite=True)
+    np.testing.assert_array_equal(result[:], op(data))
+    assert result.attrs["chunkwise"]["status"] == "complete"
 
 
 def test_missing_chunk_fills_or_fails_on_request(tmp_path):

@@ -14,32 +14,48 @@ import functools
 import json
 import math
 import os
+import shutil
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
 import zarr
-from zarr.storage import LocalStore, MemoryStore
+from zarr.core.sync import sync
+from zarr.storage import MemoryStore
 
 from chunkwise import __version__
+from chunkwise._fingerprint import changes, list_input
 from chunkwise._geometry import Box
+from chunkwise._output import (
+    Claim,
+    Existing,
+    Fence,
+    Found,
+    claim_output,
+    inspect_output,
+    local_root,
+    new_run_id,
+    process_identity,
+    reason,
+)
 from chunkwise._plan import Plan, make_plan
-from chunkwise._source import Source, open_source
+from chunkwise._source import Source, is_url, open_source
 from chunkwise._store import (
     ChunkWriter,
     Ledger,
     check_output_location,
     create_output,
     now,
-    open_existing,
     output_store,
     provenance,
     update_provenance,
 )
+from chunkwise._verify import check_blocks, remove_partials
 from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
 from chunkwise.ops._base import evaluate
 
@@ -159,7 +175,6 @@ class _Job:
     source: Source
     plan: Plan
     output: zarr.Array
-    ledger: Ledger
     zarr_config: dict[str, int] | None
     #: Which blocks are complete, shared by the threads of a run; None in worker
     #: processes, which see only their own blocks.
@@ -172,6 +187,8 @@ class _Job:
     caller: int
     #: Writes chunks to their files directly, where that is what zarr would do.
     writer: ChunkWriter | None
+    #: Checked before writing: the run still owns its output (None: not local).
+    fence: Fence | None
 
     def __call__(self, index: int) -> tuple[int, Box, float]:
         if self.nice and threading.get_native_id() != self.caller:
@@ -192,10 +209,16 @@ class _Job:
             if self.writer is not None:
                 self.writer.write(block.box, data)
             else:
+                if self.fence is not None:
+                    self.fence.check()
                 self.output[block.box.slices] = data
         except BlockError as error:
             raise BlockError(f"{where}: {error}") from error
-        except Exception as error:
+        except OSError as error:
+            raise BlockError(
+                f"{where} could not be written: {reason(error)}"
+            ) from error
+        except (Exception, SystemExit) as error:
             raise BlockError(
                 f"{where} failed: {type(error).__name__}: {error}"
             ) from error
@@ -209,7 +232,6 @@ class _Job:
         self.source.release(
             block.input_box, lambda chunk: self.plan.still_read(chunk, pending)
         )
-        self.ledger.mark(index)
         return index, block.box, time.perf_counter() - began
 
 
@@ -227,6 +249,9 @@ def _json(value: Any) -> Any:
 
 class Run:
     """A run in progress: iterate it to execute blocks and receive `BlockDone` records.
+
+    The run holds its output's lock from creation until it ends, is closed, or is
+    garbage-collected.
 
     Attributes
     ----------
@@ -248,17 +273,25 @@ class Run:
         backend: str,
         cancel: CancelToken,
         nice: int = 0,
+        claim: Claim | None = None,
+        resumed: bool = False,
     ) -> None:
         self.source = source
         self.plan = plan
         self.output = output
         self.cancel_token = cancel
+        self.run_id = claim.lock.run_id if claim and claim.lock else new_run_id()
         self._n_jobs = n_jobs
         self._backend = backend
         self._nice = nice
+        self._claim = claim or Claim(None, None)
+        self._resumed = resumed
+        # However the run ends, even unstarted and dropped, its lock is let go.
+        self._release = weakref.finalize(self, self._claim.release)
         self._ledger = Ledger.of(output)
         self._done_mask = self._ledger.done(len(plan))
-        #: Blocks already complete when the run started (from an earlier run).
+        #: Blocks already complete when the run started (from an earlier run); on
+        #: resume, lowered once iterating has checked them.
         self.done_at_start = int(self._done_mask.sum())
         self._records = self._execute()
 
@@ -275,6 +308,7 @@ class Run:
     def close(self) -> None:
         """Stop the run now; the output is marked cancelled if it was not finished."""
         self._records.close()
+        self._release()
 
     def _tasks(self, job: _Job, done: Any) -> Iterator[Any]:
         for index in range(len(self.plan)):
@@ -283,23 +317,76 @@ class Run:
             if not done[index]:
                 yield joblib.delayed(job)(index)
 
+    def _check_resumed(self) -> None:
+        """Before trusting an earlier run's blocks, decode their chunks.
+
+        A block whose chunk is truncated, damaged or unreadable is forgotten and
+        computed again; stale ``.partial`` files of a killed writer are removed.
+        """
+        root = local_root(self.output.store_path.store)
+        if root is not None:
+            remove_partials(root)
+        trusted = np.flatnonzero(self._done_mask)
+        for index in check_blocks(self.output, self.plan, trusted, self._n_jobs):
+            self._ledger.unmark(int(index))
+            self._done_mask[index] = False
+        self.done_at_start = int(self._done_mask.sum())
+
+    def _start(self) -> None:
+        fields: dict[str, Any] = {
+            "status": "running",
+            "started": now(),
+            "finished": None,
+            "run_id": self.run_id,
+            "process": process_identity(),
+        }
+        # Listing a large input takes a while (about 8 us a file): it happens here,
+        # in the thread that iterates the run, not in the caller of iter_process.
+        listing = list_input(self.source.array)
+        if listing is not None:
+            if self._resumed:
+                _check_fingerprint(self.output, listing.summary())
+            fields["input_fingerprint"] = listing.summary()
+            self.source.listing = listing
+        try:
+            if self._resumed:
+                self._check_resumed()
+            update_provenance(self.output, drop=("error",), **fields)
+        except OSError as error:
+            raise BlockError(
+                f"the output could not be updated: {reason(error)}"
+            ) from None
+
+    def _mark(self, index: int) -> None:
+        try:
+            self._ledger.mark(index)
+        except OSError as error:
+            raise BlockError(
+                f"block {index} could not be recorded in the ledger: {reason(error)}"
+            ) from None
+
     def _execute(self) -> Iterator[BlockDone]:
+        try:
+            self._start()
+        except BaseException:
+            self._release()
+            raise
         total = len(self.plan)
         done = self.done_at_start
         config = _zarr_concurrency(self._n_jobs)
+        fence = self._claim.fence()
         job = _Job(
             self.source,
             self.plan,
             self.output,
-            self._ledger,
             config if self._backend != "threading" else None,
             self._done_mask.copy() if self._backend == "threading" else None,
             self.plan.shares_input(self.source.chunks or self.source.shape),
             self._nice,
             threading.get_native_id(),
-            ChunkWriter.of(self.output),
+            ChunkWriter.of(self.output, fence),
+            fence,
         )
-        update_provenance(self.output, status="running", started=now(), finished=None)
         parallel = joblib.Parallel(
             n_jobs=self._n_jobs,
             backend=self._backend,
@@ -307,10 +394,14 @@ class Run:
             batch_size=1,
         )
         results = parallel(self._tasks(job, self._done_mask))
-        status = "failed"
+        status, error_text, failure = "failed", None, None
         try:
             with zarr.config.set(config):
                 for index, box, seconds in results:
+                    self._mark(index)
+                    # The old output stays set aside until a block is written: if
+                    # the run fails at once, it is still there.
+                    self._claim.purge()
                     done += 1
                     yield BlockDone(index, box, seconds, done, total)
             status = "complete" if done == total else "cancelled"
@@ -318,22 +409,54 @@ class Run:
             status = "cancelled"
             raise
         except BlockError as error:
-            update_provenance(self.output, error=str(error))
+            error_text = failure = str(error)
+            if self._claim.trash and done == self.done_at_start:
+                kept = ", ".join(map(str, self._claim.trash))
+                raise BlockError(
+                    f"{error}; the output it replaced is kept at {kept} until the "
+                    "next run there"
+                ) from error
             raise
         except Exception as error:
-            update_provenance(self.output, error=f"{type(error).__name__}: {error}")
-            raise BlockError(
-                f"the run failed: {type(error).__name__}: {error}"
-            ) from error
+            error_text = f"{type(error).__name__}: {error}"
+            failure = f"the run failed: {error_text}"
+            raise BlockError(failure) from error
         finally:
             results.close()
-            update_provenance(
-                self.output, status=status, finished=now(), blocks_done=done
-            )
+            self._finish(status, done, error_text, failing=failure is not None)
         if status == "cancelled":
             raise Cancelled(
                 f"cancelled after {done} of {total} blocks; resume to finish"
             )
+
+    def _finish(
+        self, status: str, done: int, error: str | None, *, failing: bool
+    ) -> None:
+        """Record how the run ended and let go of the output.
+
+        Never masks the error that ended the run: if the status cannot be written
+        then, the run's process record lets `chunkwise info` tell it was
+        interrupted.
+        """
+        try:
+            update_provenance(
+                self.output,
+                status=status,
+                finished=now(),
+                blocks_done=done,
+                **({"error": error} if error else {}),
+            )
+        except OSError as problem:
+            if not failing and status == "complete":
+                self._release()
+                raise BlockError(
+                    "every block was written, but the output's status could not be "
+                    f"recorded: {reason(problem)}"
+                ) from None
+        finally:
+            if done > self.done_at_start:
+                self._claim.purge()
+            self._release()
 
 
 def _check_backend(backend: str, store: Any) -> None:
@@ -358,42 +481,164 @@ def _recipe(source: Source, plan: Plan, zarr_format: int, codec: str) -> dict[st
     )
 
 
-def _refuse_foreign_directory(store: Any) -> None:
-    root = store.root if isinstance(store, LocalStore) else None
-    if root is not None and root.is_dir() and any(root.iterdir()):
+def _check_existing(
+    found: Existing, *, overwrite: bool, resume: bool, force: bool
+) -> None:
+    """Refuse, before planning, what an existing output rules out."""
+    kind = found.found
+    if kind in (Found.NOTHING, Found.EMPTY):
+        return
+    if kind is Found.OTHER:
+        detail = f" ({found.detail})" if found.detail else ""
         raise ChunkwiseError(
-            f"{root} exists and is not a Zarr array; refusing to replace it"
+            f"the output location holds {kind.value}{detail}; refusing to replace it"
+        )
+    if resume and kind is not Found.CHUNKWISE:
+        detail = f" ({found.detail})" if found.detail else ""
+        raise ChunkwiseError(
+            f"cannot resume: the output holds {kind.value}{detail}; "
+            + (
+                "use overwrite to start again"
+                if kind is Found.BROKEN
+                else "refusing to touch it"
+            )
+        )
+    if kind is Found.FOREIGN and overwrite and not force:
+        raise ChunkwiseError(
+            f"the output holds {kind.value}; refusing to replace it (pass force "
+            "(--force) with overwrite to replace it anyway)"
+        )
+    if not (overwrite or resume):
+        hint = (
+            "pass overwrite (--overwrite) to replace it or resume (--resume) to "
+            "finish it"
+            if kind is not Found.FOREIGN
+            else "choose another output"
+        )
+        raise ChunkwiseError(f"the output already exists ({kind.value}); {hint}")
+
+
+def _check_not_input(source: Source, found: Existing) -> None:
+    """Refuse an output whose array is the input seen by another name (a URL)."""
+    if found.array is None or not isinstance(source.array, zarr.Array):
+        return
+    mine, theirs = provenance(found.array), provenance(source.array)
+    if mine and mine == theirs:
+        raise ChunkwiseError(
+            "the output holds the same array as the input (identical provenance, "
+            f"run {mine.get('run_id', '?')}); refusing to replace the input"
+        )
+
+
+def _check_recipe(found: Existing, recipe: dict[str, Any]) -> None:
+    stored = provenance(found.array).get("recipe")
+    if stored != recipe:
+        differs = sorted(
+            k
+            for k in recipe
+            if not isinstance(stored, dict) or stored.get(k) != recipe[k]
+        )
+        raise ChunkwiseError(
+            "cannot resume: the existing output was made with a different "
+            f"{' and '.join(differs or ['recipe'])}; use overwrite to start again"
+        )
+
+
+def _check_fingerprint(output: zarr.Array, fingerprint: dict[str, Any]) -> None:
+    before = provenance(output).get("input_fingerprint")
+    change = changes(before, fingerprint) if isinstance(before, dict) else None
+    if change:
+        raise ChunkwiseError(
+            "cannot resume: the input changed since this output was started "
+            f"({change}); use overwrite to start again"
+        )
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+def _compression(source: Source, samples: int = 16) -> float:
+    """Stored over decoded bytes, over a few of the input's chunks (1.0 if unknown).
+
+    Chunks never written count as empty, as they are: sparse data compresses well.
+    """
+    array = source.array
+    if not isinstance(array, zarr.Array):
+        return 1.0
+    unit = array.shards or array.chunks
+    grid = [math.ceil(n / c) for n, c in zip(array.shape, unit, strict=True)]
+    count = math.prod(grid)
+    picks = sorted({int(i) for i in np.linspace(0, count - 1, min(samples, count))})
+    prefix = f"{array.store_path.path}/" if array.store_path.path else ""
+    stored = 0
+    for flat in picks:
+        key = prefix + array.metadata.encode_chunk_key(np.unravel_index(flat, grid))
+        with contextlib.suppress(Exception):
+            stored += sync(array.store_path.store.getsize(key))
+    decoded = len(picks) * math.prod(unit) * source.dtype.itemsize
+    return stored / decoded if decoded else 1.0
+
+
+def _check_resources(plan: Plan, store: Any, n_jobs: int, source: Source) -> None:
+    """Refuse a run that cannot fit in memory or on the output's disk.
+
+    Memory: the blocks in flight. Disk: the output's size compressed as well as the
+    input is (at best 100x), against the free space where it goes.
+    """
+    physical = None
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if physical:
+        need = plan.peak_bytes_per_job * n_jobs
+        if need > 0.8 * physical:
+            raise ChunkwiseError(
+                f"the run needs about {_gib(need)} of memory ({n_jobs} jobs on blocks "
+                f"of {plan.block_shape} with their halos), more than this machine's "
+                f"{_gib(physical)} allows; use a smaller block or fewer jobs"
+            )
+    root = local_root(store)
+    if root is None:
+        return
+    ratio = _compression(source)
+    estimate = plan.bytes_written * min(1.0, max(ratio, 0.01))
+    folder = root
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if estimate > free:
+        raise ChunkwiseError(
+            f"the output needs about {_gib(estimate)} ({_gib(plan.bytes_written)} "
+            f"uncompressed, compressing like the input), but {folder} has "
+            f"{_gib(free)} free; free some space, or pass check_space=False "
+            "(--no-space-check) if it compresses better"
         )
 
 
 def _open_output(
     store: Any,
-    existing: zarr.Array | None,
+    found: Existing,
     recipe: dict[str, Any],
     plan: Plan,
     *,
-    overwrite: bool,
     resume: bool,
 ) -> zarr.Array:
-    if existing is not None and resume:
-        stored = provenance(existing).get("recipe")
-        if stored != recipe:
-            differs = sorted(
-                k for k in recipe if stored is None or stored.get(k) != recipe[k]
-            )
-            raise ChunkwiseError(
-                "cannot resume: the existing output was made with a different "
-                f"{' and '.join(differs or ['recipe'])}; use overwrite to start again"
-            )
-        return existing
-    if existing is not None and not overwrite:
-        raise ChunkwiseError(
-            "the output already exists; pass overwrite (--overwrite) to replace it or "
-            "resume (--resume) to finish it"
-        )
-    if existing is None:
-        _refuse_foreign_directory(store)
+    if resume and found.found is Found.CHUNKWISE:
+        output = zarr.open_array(store=store, mode="r+")
+        if provenance(output).get("recipe") != recipe:
+            raise ChunkwiseError("the output changed while this run started; try again")
+        return output
     output = recipe["output"]
+    attributes: dict[str, Any] = {
+        "version": __version__,
+        "operation": recipe["operation"],
+        "input": recipe["input"],
+        "recipe": recipe,
+        "status": "created",
+    }
     return create_output(
         store,
         shape=plan.shape,
@@ -402,13 +647,8 @@ def _open_output(
         shards=plan.shards,
         zarr_format=output["zarr_format"],
         codec=output["codec"],
-        attributes={
-            "version": __version__,
-            "operation": recipe["operation"],
-            "input": recipe["input"],
-            "recipe": recipe,
-            "status": "created",
-        },
+        attributes=attributes,
+        overwrite=found.found is not Found.NOTHING,
     )
 
 
@@ -418,6 +658,34 @@ def _n_jobs(n_jobs: int | None) -> int:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
         raise ChunkwiseError(f"n_jobs must be a positive whole number, got {n_jobs!r}")
     return n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs)
+
+
+def _missing(missing: str | None, source: Any) -> str:
+    """The missing-chunk rule: by default an error for remote inputs.
+
+    An HTTP server cannot list its files, and one that answers 404 for a chunk it
+    served a minute ago would otherwise turn it into fill values.
+    """
+    if missing is not None:
+        return missing
+    remote = isinstance(source, str | os.PathLike) and is_url(os.fspath(source))
+    return "error" if remote else "fill"
+
+
+def _check_flags(op: Any, codec: Any, *, overwrite: bool, resume: bool) -> None:
+    from chunkwise.ops import Operation
+
+    if not isinstance(op, Operation):
+        raise ChunkwiseError(
+            f"op must be an operation from chunkwise.ops (or a chain), got {op!r}"
+        )
+    if codec is not None and not isinstance(codec, str):
+        raise ChunkwiseError(f"codec must be text such as 'zstd:3', got {codec!r}")
+    if overwrite and resume:
+        raise ChunkwiseError(
+            "overwrite and resume exclude each other: overwrite starts again, "
+            "resume finishes the existing output"
+        )
 
 
 def iter_process(
@@ -434,16 +702,18 @@ def iter_process(
     codec: str | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    force: bool = False,
     cancel: CancelToken | None = None,
     cache_bytes: int | None = None,
-    missing: str = "fill",
+    missing: str | None = None,
     nice: int = 0,
+    check_space: bool = True,
 ) -> Run:
     """Start processing ``source`` with ``op`` into ``out``, block by block.
 
-    Everything is validated and the output is created before this returns; iterate
-    the returned `Run` to compute the blocks. Each finished block yields a
-    `BlockDone` record. See `process` for the parameters.
+    Everything is validated and the output is created (and locked) before this
+    returns; iterate the returned `Run` to compute the blocks. Each finished block
+    yields a `BlockDone` record. See `process` for the parameters.
 
     Returns
     -------
@@ -458,18 +728,25 @@ def iter_process(
     >>> [record.done for record in run][-1] == len(run.plan)
     True
     """
+    _check_flags(op, codec, overwrite=overwrite, resume=resume)
     n_jobs = _n_jobs(n_jobs)
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise ChunkwiseError(f"nice must be a whole number from 0 to 19, got {nice!r}")
-    opened = open_source(source, cache_bytes=cache_bytes, missing=missing)
+    opened = open_source(
+        source, cache_bytes=cache_bytes, missing=_missing(missing, source)
+    )
     store = output_store(out)
     _check_backend(backend, store)
     check_output_location(store, opened)
+    found = inspect_output(store)
+    _check_existing(found, overwrite=overwrite, resume=resume, force=force)
+    _check_not_input(opened, found)
+    resuming = resume and found.found is Found.CHUNKWISE
     # On resume, what was not given is taken from the output being finished, so that
     # resuming with another job count (which sizes blocks) still matches.
-    existing = open_existing(store)
-    previous = provenance(existing).get("recipe") if existing is not None else None
-    stored = (previous or {}).get("output", {}) if resume else {}
+    previous = provenance(found.array).get("recipe") if resuming else None
+    stored = (previous if isinstance(previous, dict) else {}).get("output", {})
+    stored = stored if isinstance(stored, dict) else {}
     if chunks is None and shards is None:
         chunks, shards = stored.get("chunks"), stored.get("shards")
     plan = make_plan(
@@ -480,12 +757,26 @@ def iter_process(
         block=block if block is not None else stored.get("block_shape"),
         n_jobs=n_jobs,
     )
+    # More jobs than blocks would only start idle threads or processes.
+    n_jobs = max(1, min(n_jobs, len(plan)))
     zarr_format = zarr_format or stored.get("zarr_format", 3)
     codec = codec or stored.get("codec", "zstd")
     recipe = _recipe(opened, plan, zarr_format, codec)
-    output = _open_output(
-        store, existing, recipe, plan, overwrite=overwrite, resume=resume
+    if resuming:
+        _check_recipe(found, recipe)
+    if check_space:
+        _check_resources(plan, store, n_jobs, opened)
+    claim = claim_output(
+        store, found, run_id=new_run_id(), replace=overwrite, force=force
     )
+    try:
+        output = _open_output(store, found, recipe, plan, resume=resuming)
+    except OSError as error:
+        claim.abandon()
+        raise ChunkwiseError(f"cannot create the output: {reason(error)}") from None
+    except BaseException:
+        claim.abandon()
+        raise
     if opened.cache_bytes is None:
         opened.cache.max_bytes = cache_budget(opened, plan, n_jobs)
     return Run(
@@ -496,6 +787,8 @@ def iter_process(
         backend=backend,
         cancel=cancel or CancelToken(),
         nice=nice,
+        claim=claim,
+        resumed=resuming,
     )
 
 
@@ -513,11 +806,13 @@ def process(
     codec: str | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    force: bool = False,
     progress: bool = False,
     cancel: CancelToken | None = None,
     cache_bytes: int | None = None,
-    missing: str = "fill",
+    missing: str | None = None,
     nice: int = 0,
+    check_space: bool = True,
 ) -> zarr.Array:
     """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
 
@@ -552,11 +847,18 @@ def process(
         level as in ``zstd:5``; default ``zstd`` at level 1 (on resume: the existing
         output's).
     overwrite : bool
-        Replace an existing output.
+        Replace an existing output that chunkwise made. The old output is renamed
+        aside and deleted once the new run has written a block; a run killed
+        meanwhile leaves it as ``.NAME.chunkwise-trash-ID`` beside the output,
+        deleted by the next run there.
     resume : bool
         Finish an interrupted run into the existing output, computing only the
         blocks it has not recorded as complete. The input, operation and layout
-        must be the same.
+        must be the same, and the input's files unchanged (names, sizes and
+        modification times). Every chunk of the blocks it trusts is decoded first;
+        a damaged one is computed again.
+    force : bool
+        With ``overwrite``, also replace a Zarr array that chunkwise did not make.
     progress : bool
         Show a progress bar on stderr.
     cancel : CancelToken, optional
@@ -565,14 +867,19 @@ def process(
         Budget for the cache of decoded input chunks, per process. Default: 32 MiB,
         or enough for the chunks a few blocks touch when chunks are large; it does
         not grow with the volume.
-    missing : {"fill", "error"}
+    missing : {"fill", "error"}, optional
         An input chunk that was never written reads as the fill value (Zarr's rule,
         right for sparse data), or, with ``"error"``, stops the run naming the chunk.
+        Default: ``"error"`` for URLs, ``"fill"`` otherwise. Either way, a chunk
+        that existed when the run started and is gone later fails the run.
     nice : int
         Run the job threads (or processes) this much below the caller's CPU
         priority, 0 to 19 (Linux; ignored elsewhere), so that a viewer or other
         interactive program on the same cores stays responsive. The napari plugin
         uses it.
+    check_space : bool
+        Refuse a local output that would not fit on its disk (its size estimated
+        from the input's compression ratio) or blocks that would not fit in memory.
 
     Returns
     -------
@@ -582,7 +889,9 @@ def process(
     Raises
     ------
     ChunkwiseError
-        Bad input, parameters or output location; nothing is written.
+        Bad input, parameters or output location, an output in use by another run
+        (each local output is locked while a run writes it), or one that cannot be
+        created; nothing is written.
     BlockError
         A block failed; the output keeps finished blocks and is marked failed.
     Cancelled
@@ -610,10 +919,12 @@ def process(
         codec=codec,
         overwrite=overwrite,
         resume=resume,
+        force=force,
         cancel=cancel,
         cache_bytes=cache_bytes,
         missing=missing,
         nice=nice,
+        check_space=check_space,
     )
     if not progress:
         for _ in run:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
+from chunkwise._output import Found, claim_output, inspect_output, new_run_id
 from chunkwise._store import create_output, output_store
+from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -92,13 +94,15 @@ def write_synthetic_ct(
     seed: int = 0,
     zarr_format: int = 3,
     codec: str = "zstd",
+    overwrite: bool = False,
 ) -> zarr.Array:
     """Write `synthetic_ct` to a Zarr array slab by slab, in bounded memory.
 
     Parameters
     ----------
     out : str, os.PathLike, zarr store or None
-        Where to write (None: in memory). Anything there is replaced.
+        Where to write (None: in memory). It must not exist, unless ``overwrite``
+        and it is a Zarr array that chunkwise made, which is then replaced.
     shape, seed
         As for `synthetic_ct`.
     chunks : sequence of 3 int
@@ -107,14 +111,54 @@ def write_synthetic_ct(
         Zarr format.
     codec : str
         Compression, as for `chunkwise.process`.
+    overwrite : bool
+        Replace a sample or an output that chunkwise wrote there before.
 
     Returns
     -------
     zarr.Array
+
+    Raises
+    ------
+    ChunkwiseError
+        If ``out`` holds anything else, or is in use by a run.
     """
     shape = tuple(int(n) for n in shape)
+    store = output_store(out)
+    found = inspect_output(store)
+    if found.found not in (Found.NOTHING, Found.EMPTY) and not (
+        overwrite and found.found in (Found.CHUNKWISE, Found.BROKEN)
+    ):
+        hint = (
+            "; pass overwrite (--overwrite) to replace it"
+            if found.found in (Found.CHUNKWISE, Found.BROKEN)
+            else ""
+        )
+        raise ChunkwiseError(
+            f"{out} already holds {found.found.value}; refusing to replace it{hint}"
+        )
+    claim = claim_output(store, found, run_id=new_run_id(), replace=overwrite)
+    try:
+        array = _write(store, shape, chunks, seed, zarr_format, codec, overwrite)
+    except BaseException:
+        claim.abandon()
+        raise
+    claim.purge()
+    claim.release()
+    return array
+
+
+def _write(
+    store: Any,
+    shape: tuple[int, ...],
+    chunks: Sequence[int],
+    seed: int,
+    zarr_format: int,
+    codec: str,
+    overwrite: bool,
+) -> zarr.Array:
     array = create_output(
-        output_store(out),
+        store,
         shape=shape,
         dtype=np.dtype(np.uint8),
         chunks=tuple(min(c, n) for c, n in zip(chunks, shape, strict=True)),
@@ -122,6 +166,7 @@ def write_synthetic_ct(
         zarr_format=zarr_format,
         codec=codec,
         attributes={"sample": {"kind": "synthetic_ct", "seed": seed}},
+        overwrite=overwrite,
     )
     structures = _structures(seed)
     step = array.chunks[0]

@@ -57,6 +57,9 @@ class Source:
     #: say, while ``array`` is its level 0).
     named_path: str | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: The input's files when the run started (`chunkwise._fingerprint.Listing`):
+    #: a chunk listed then and missing now fails the read instead of filling.
+    listing: Any = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -203,6 +206,7 @@ class Source:
             if data is not None:
                 data.flags.writeable = False
                 return data
+            self._check_not_vanished(index)
             # Never written: zarr's own read gives the fill value (or the error).
         if self.missing == "error":
             self._require_stored(box)
@@ -216,8 +220,42 @@ class Source:
                 f"{what} of {self.location} could not be read: "
                 f"{type(error).__name__}: {error}"
             ) from error
+        if self.listing is not None and direct is None:
+            self._check_filled(box, data)
         data.flags.writeable = False
         return data
+
+    def _stored_index(self, index: tuple[int, ...]) -> tuple[int, ...]:
+        shards = self.array.shards
+        if shards is None:
+            return index
+        ratio = (s // c for s, c in zip(shards, self.array.chunks, strict=True))
+        return tuple(i // r for i, r in zip(index, ratio, strict=True))
+
+    def _check_not_vanished(self, index: tuple[int, ...]) -> None:
+        """Raise if chunk ``index`` existed when the run started."""
+        if self.listing is not None and self.listing.had(self._stored_index(index)):
+            raise BlockError(
+                f"input chunk {index} of {self.location} vanished during the run "
+                "(it existed when the run started)"
+            )
+
+    def _check_filled(self, box: Box, data: np.ndarray) -> None:
+        """Where zarr read fill values, check that those chunks were never there.
+
+        zarr reads a chunk whose file is gone as the fill value; only a chunk that
+        is all fill value can be one, and only those are looked up.
+        """
+        array = self.array
+        fill = np.asarray(array.fill_value, array.dtype)
+        prefix = f"{array.store_path.path}/" if array.store_path.path else ""
+        for index, chunk_box in chunk_boxes(box, self.chunks, self.shape):
+            part = data[box.intersect(chunk_box).relative_to(box)]
+            stored = self._stored_index(index)
+            if (part == fill).all() and self.listing.had(stored):
+                key = prefix + array.metadata.encode_chunk_key(stored)
+                if not sync(array.store_path.store.exists(key)):
+                    self._check_not_vanished(index)
 
 
 def _numcodecs(codec: Any) -> Any:

@@ -8,6 +8,7 @@ only after all its chunks, so a run killed at any moment resumes correctly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import uuid
@@ -21,13 +22,14 @@ import zarr
 import zarr.codecs
 from zarr.core.buffer import cpu
 from zarr.core.sync import sync
-from zarr.storage import LocalStore, MemoryStore, ZipStore
+from zarr.storage import FsspecStore, LocalStore, MemoryStore, ZipStore
 
 from chunkwise._geometry import Box, chunk_boxes
 from chunkwise._source import ChunkFiles, is_url
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
+    from chunkwise._output import Fence
     from chunkwise._source import Source
 
 __all__ = [
@@ -36,7 +38,6 @@ __all__ = [
     "check_output_location",
     "create_output",
     "now",
-    "open_existing",
     "output_store",
     "parse_codec",
     "provenance",
@@ -78,10 +79,12 @@ def parse_codec(spec: str, zarr_format: int) -> list[Any]:
     if name == "zstd":
         if not -131072 <= level <= 22:
             raise ChunkwiseError(f"zstd level must be -131072 to 22, got {level}")
+        # With a checksum, resume and `chunkwise verify` catch a flipped byte: without
+        # one, zstd decoded 3 of 4 damaged chunks silently.
         return [
-            numcodecs.Zstd(level=level)
+            numcodecs.Zstd(level=level, checksum=True)
             if zarr_format == 2
-            else zarr.codecs.ZstdCodec(level=level)
+            else zarr.codecs.ZstdCodec(level=level, checksum=True)
         ]
     if name == "gzip":
         if not 0 <= level <= 9:
@@ -107,8 +110,10 @@ def output_store(out: Any) -> Any:
         return MemoryStore()
     if isinstance(out, str | os.PathLike):
         path = os.fspath(out)
+        if not path.strip():
+            raise ChunkwiseError("the output path is empty")
         if is_url(path):
-            return path
+            return _url_store(path)
         if path.endswith(".zip"):
             raise ChunkwiseError(
                 "zip stores cannot be written in parallel; write a directory and zip it"
@@ -123,6 +128,20 @@ def output_store(out: Any) -> Any:
     )
 
 
+def _url_store(url: str) -> Any:
+    """A writable fsspec store for ``url``, or a one-line error."""
+    protocol = url.split("://", 1)[0].lower()
+    if protocol in ("http", "https"):
+        raise ChunkwiseError(f"cannot write to {url}: HTTP is read-only; give a path")
+    try:
+        return FsspecStore.from_url(url, read_only=False)
+    except Exception as error:
+        message = str(error).splitlines()[0] if str(error) else ""
+        raise ChunkwiseError(
+            f"cannot open the output {url}: {type(error).__name__}: {message}"
+        ) from None
+
+
 def _local_path(store: Any) -> Path | None:
     if isinstance(store, LocalStore):
         return Path(store.root).resolve()
@@ -131,8 +150,31 @@ def _local_path(store: Any) -> Path | None:
     return None
 
 
+def _identities(path: Path) -> set[tuple[int, int]]:
+    """Device and inode of ``path`` and each existing folder above it."""
+    found = set()
+    for folder in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            info = folder.stat()
+            found.add((info.st_dev, info.st_ino))
+    return found
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def check_output_location(store: Any, source: Source) -> None:
-    """Refuse an output that is the input, lies inside it, or contains it."""
+    """Refuse an output that is the input, lies inside it, or contains it.
+
+    Paths are compared by identity (device and inode) as well as by name, so an
+    alias of the input (a bind mount, a symlink, a second mount of one disk) is
+    recognised too.
+    """
     out_path = _local_path(store)
     array = source.array
     if out_path is None or not isinstance(array, zarr.Array):
@@ -143,25 +185,20 @@ def check_output_location(store: Any, source: Source) -> None:
         return
     in_path = (in_store / array.store_path.path).resolve()
     named = Path(source.named_path).resolve() if source.named_path else in_path
-    if out_path in (in_path, named) or {in_path, named} & set(out_path.parents):
+    inputs = {i for i in (_identity(in_path), _identity(named)) if i is not None}
+    if (
+        out_path in (in_path, named)
+        or {in_path, named} & set(out_path.parents)
+        or inputs & _identities(out_path)
+    ):
         raise ChunkwiseError(f"the output {out_path} is the input or inside it")
-    if out_path in in_path.parents or out_path == in_store:
+    out_identity = _identity(out_path)
+    if (
+        out_path in in_path.parents
+        or out_path == in_store
+        or (out_identity is not None and out_identity in _identities(in_path))
+    ):
         raise ChunkwiseError(f"the output {out_path} contains the input {in_path}")
-
-
-def open_existing(store: Any) -> zarr.Array | None:
-    """The array already at ``store``, or None if there is none."""
-    # Opening a writable local store creates its directory: look before opening, so
-    # that a run refused later leaves nothing behind.
-    if isinstance(store, LocalStore) and not Path(store.root).exists():
-        return None
-    try:
-        node = zarr.open(store=store, mode="r+")
-    except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError):
-        return None
-    if not isinstance(node, zarr.Array):
-        raise ChunkwiseError("the output location holds a Zarr group, not an array")
-    return node
 
 
 def create_output(
@@ -174,8 +211,14 @@ def create_output(
     zarr_format: int,
     codec: str,
     attributes: dict[str, Any],
+    overwrite: bool = False,
 ) -> zarr.Array:
-    """Create (replacing anything there) the output array."""
+    """Create the output array; ``overwrite`` replaces one in a non-local store.
+
+    Local outputs are replaced by `chunkwise._output.claim_output` before this,
+    which keeps the run's lock in the directory: zarr's own overwrite would delete
+    it, and everything else there.
+    """
     if zarr_format not in (2, 3):
         raise ChunkwiseError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
     if shards is not None and zarr_format == 2:
@@ -191,7 +234,7 @@ def create_output(
         fill_value=0,
         zarr_format=zarr_format,
         attributes={ATTRIBUTE: attributes},
-        overwrite=True,
+        overwrite=overwrite and not isinstance(store, LocalStore),
     )
 
 
@@ -209,9 +252,11 @@ class ChunkWriter:
     """
 
     files: ChunkFiles
+    #: Checked before each chunk lands: the run still owns the output.
+    fence: Fence | None = None
 
     @classmethod
-    def of(cls, array: zarr.Array) -> ChunkWriter | None:
+    def of(cls, array: zarr.Array, fence: Fence | None = None) -> ChunkWriter | None:
         """The direct writer of ``array``, or None if zarr must write it."""
         files = ChunkFiles.of(array)
         if (
@@ -220,7 +265,7 @@ class ChunkWriter:
             or not isinstance(files.codec, numcodecs.Zstd | numcodecs.GZip | None)
         ):
             return None
-        return cls(files)
+        return cls(files, fence)
 
     def write(self, box: Box, data: np.ndarray) -> None:
         """Write ``data``, which covers whole chunks, over ``box``."""
@@ -230,6 +275,8 @@ class ChunkWriter:
         for index, chunk_box in chunk_boxes(box, array.chunks, array.shape):
             part = data[chunk_box.relative_to(box)]
             path = files.path(index)
+            if self.fence is not None:
+                self.fence.check()
             if _all_fill(part, fill):
                 path.unlink(missing_ok=True)
                 continue
@@ -262,9 +309,12 @@ def provenance(array: zarr.Array) -> dict[str, Any]:
     return dict(array.attrs.get(ATTRIBUTE, {}))
 
 
-def update_provenance(array: zarr.Array, **fields: Any) -> None:
-    """Merge ``fields`` into the output's provenance record."""
-    array.update_attributes({ATTRIBUTE: provenance(array) | fields})
+def update_provenance(
+    array: zarr.Array, *, drop: tuple[str, ...] = (), **fields: Any
+) -> None:
+    """Merge ``fields`` into the output's provenance record, less ``drop``."""
+    record = {k: v for k, v in provenance(array).items() if k not in drop}
+    array.update_attributes({ATTRIBUTE: record | fields})
 
 
 @dataclass(frozen=True)
@@ -285,6 +335,10 @@ class Ledger:
     def mark(self, index: int) -> None:
         """Record block ``index`` as complete (call after its chunks are written)."""
         sync(self.store.set(f"{self.prefix}{index}", cpu.Buffer.from_bytes(b"")))
+
+    def unmark(self, index: int) -> None:
+        """Forget block ``index`` (its chunks failed a check): it is computed again."""
+        sync(self.store.delete(f"{self.prefix}{index}"))
 
     def done(self, count: int) -> np.ndarray:
         """Boolean mask over ``count`` blocks: True where the block is complete."""

@@ -1,0 +1,520 @@
+"""An output's location: what is there, who holds it, and replacing it safely.
+
+A run claims its output before writing anything. It takes an exclusive lock in the
+output directory (`OutputLock`), refuses to replace what chunkwise did not make, and
+replaces an old output by first renaming it aside, so that a run killed during the
+replacement leaves either the old output or a new one, and a recognisable heap of
+trash, never a half-deleted folder. Writers check a `Fence` before writing, so that
+stray workers of a dead run never write into the run that replaced it.
+
+Locks and fences apply to local directories; object stores and in-memory stores
+have neither (see the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import fcntl
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import zarr
+from zarr.storage import LocalStore
+
+from chunkwise._store import ATTRIBUTE, LEDGER, now
+from chunkwise.errors import BlockError, ChunkwiseError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "LOCK",
+    "Claim",
+    "Fence",
+    "Found",
+    "OutputLock",
+    "claim_output",
+    "effective_status",
+    "inspect_output",
+    "process_gone",
+    "process_identity",
+]
+
+#: The lock file in an output directory: a JSON record of the run holding it.
+LOCK = "chunkwise.lock"
+#: What an old output is renamed to while it is deleted: ``.NAME.chunkwise-trash-ID``
+#: beside it, or ``.chunkwise-trash-ID`` inside it when it is a mount point.
+TRASH = "chunkwise-trash-"
+_METADATA = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+
+
+def reason(error: OSError) -> str:
+    """``path: reason`` for an OS error, in one line."""
+    where = error.filename or ""
+    what = error.strerror or str(error) or type(error).__name__
+    return f"{where}: {what}" if where else what
+
+
+# --- which process ----------------------------------------------------------------
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot; Linux), or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(text.rpartition(")")[2].split()[19])
+
+
+def process_identity() -> dict[str, Any]:
+    """The pid, host and start time of the current process, for runs and locks."""
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "pid_started": _start_ticks(pid)}
+
+
+def process_gone(record: Mapping[str, Any]) -> bool | None:
+    """Whether the process a record names has ended; None if it ran on another host.
+
+    A pid reused by a later process counts as gone: the start time differs.
+    """
+    pid = record.get("pid")
+    if record.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    started = record.get("pid_started")
+    now = _start_ticks(pid)
+    return started is not None and now is not None and now != started
+
+
+def effective_status(record: Mapping[str, Any]) -> str:
+    """An output's status, with a ``running`` run whose process is gone as such.
+
+    A run killed with ``kill -9``, or whose process crashed, cannot record how it
+    ended: its status stays ``running``. Its recorded process tells.
+    """
+    status = str(record.get("status", "unknown"))
+    process = record.get("process")
+    if status == "running" and isinstance(process, dict) and process_gone(process):
+        return (
+            f"interrupted (its process {process.get('pid')} on {process.get('host')} "
+            "is gone; resume to finish)"
+        )
+    return status
+
+
+# --- the lock ---------------------------------------------------------------------
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _describe_holder(record: Mapping[str, Any]) -> str:
+    if not record:
+        return "another run"
+    return (
+        f"run {record.get('run_id', '?')} (pid {record.get('pid', '?')} on "
+        f"{record.get('host', '?')}, since {record.get('since', '?')})"
+    )
+
+
+class OutputLock:
+    """An exclusive lock on an output directory, held for a run's lifetime.
+
+    The lock file holds the run's id, pid and host for people and fences to read;
+    the lock itself is a `flock` on it, which the kernel releases when the process
+    ends in any way, ``kill -9`` included, so a dead run's lock is never in the way.
+    """
+
+    def __init__(self, root: Path, record: dict[str, Any]) -> None:
+        self.root = root
+        self.path = root / LOCK
+        self.record = record
+        self._fd: int | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The id of the run holding the lock."""
+        return str(self.record["run_id"])
+
+    def acquire(self) -> OutputLock:
+        """Take the lock, or raise `ChunkwiseError` naming the run that holds it."""
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as error:
+                raise ChunkwiseError(
+                    f"cannot write to the output: {reason(error)}"
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                holder = _describe_holder(_read_record(self.path))
+                raise ChunkwiseError(
+                    f"the output {self.root} is in use by {holder}; wait for it to "
+                    "finish or cancel it"
+                ) from None
+            # Its last holder may have removed the file between our open and flock.
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(self.record).encode())
+        except OSError as error:
+            os.close(fd)
+            raise ChunkwiseError(
+                f"cannot write to the output: {reason(error)}"
+            ) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Remove the lock file and let go (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                self.path.unlink()
+        os.close(fd)
+
+    def fence(self) -> Fence:
+        """What writers check to know that this run still owns the output."""
+        return Fence(self.path, self.run_id, os.getpid())
+
+
+_WATCHED: set[int] = set()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker process once ``parent`` is gone (a killed run's workers)."""
+    while os.getppid() == parent:
+        time.sleep(0.25)
+    os._exit(70)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Lets a writer check that its run still owns the output (picklable).
+
+    A run killed with ``kill -9`` leaves its worker processes behind, and a run
+    started with ``--overwrite`` on the same path takes the lock. The fence stops
+    the old workers from writing into it: in a worker process, a watchdog ends the
+    process within a quarter second of the run's death, and every chunk write first
+    checks that the lock file still names this run.
+    """
+
+    path: Path
+    run_id: str
+    driver: int
+
+    def check(self) -> None:
+        """Raise `BlockError` if another run took the output over (or it is gone)."""
+        if os.getpid() != self.driver and self.driver not in _WATCHED:
+            _WATCHED.add(self.driver)
+            if os.getppid() != self.driver:
+                os._exit(70)
+            threading.Thread(
+                target=_exit_with, args=(self.driver,), daemon=True
+            ).start()
+        if _read_record(self.path).get("run_id") != self.run_id:
+            raise BlockError(
+                f"the output {self.path.parent} was removed or taken over by another "
+                "run; this run stops"
+            )
+
+
+# --- what is at the output location ----------------------------------------------
+
+
+class Found(enum.Enum):
+    """What an output location holds."""
+
+    NOTHING = "nothing"
+    #: An empty directory, or only the debris of a chunkwise output whose creation
+    #: was interrupted (a lock, a ledger, trash): nothing to lose.
+    EMPTY = "empty"
+    CHUNKWISE = "a Zarr array made by chunkwise"
+    #: A chunkwise output whose metadata cannot be read.
+    BROKEN = "a chunkwise output with unreadable metadata"
+    FOREIGN = "a Zarr array not made by chunkwise"
+    OTHER = "something that is not a Zarr array"
+
+
+@dataclass
+class Existing:
+    """The result of `inspect_output`."""
+
+    found: Found
+    array: zarr.Array | None = None
+    detail: str = ""
+
+
+def _is_debris(name: str) -> bool:
+    return name in (LOCK, LEDGER) or TRASH in name or name.endswith(".partial")
+
+
+def local_root(store: Any) -> Path | None:
+    """The directory of a local output store, None for other stores."""
+    return Path(store.root) if isinstance(store, LocalStore) else None
+
+
+def inspect_output(store: Any, *, locked: bool = False) -> Existing:
+    """Look at what the output location holds, without changing anything.
+
+    ``locked``: the caller holds the lock, so a lock file there proves nothing.
+    """
+    root = local_root(store)
+    if root is not None:
+        if root.is_file() or (root.exists() and not root.is_dir()):
+            return Existing(Found.OTHER, detail=f"{root} is a file")
+        if not root.exists():
+            return Existing(Found.NOTHING)
+        try:
+            names = os.listdir(root)
+        except OSError as error:
+            raise ChunkwiseError(f"cannot read the output: {reason(error)}") from None
+        if all(_is_debris(n) for n in names):
+            return Existing(Found.EMPTY)
+        if not any(n in _METADATA for n in names):
+            return Existing(Found.OTHER, detail=f"{root} is not a Zarr array")
+        ours = LEDGER in names or (LOCK in names and not locked)
+    else:
+        ours = False
+    try:
+        node = zarr.open(store=_read_only(store), mode="r")
+    except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError):
+        return Existing(Found.NOTHING)
+    except Exception as error:
+        detail = f"{type(error).__name__}: {error}".splitlines()[0]
+        return Existing(Found.BROKEN if ours else Found.OTHER, detail=detail)
+    if not isinstance(node, zarr.Array):
+        return Existing(Found.OTHER, detail="it holds a Zarr group, not an array")
+    record = node.attrs.get(ATTRIBUTE)
+    if not isinstance(record, dict) or not record:
+        return Existing(Found.BROKEN if ours else Found.FOREIGN, node)
+    return Existing(Found.CHUNKWISE, node)
+
+
+def _read_only(store: Any) -> Any:
+    if isinstance(store, LocalStore):
+        return LocalStore(store.root, read_only=True)
+    return store
+
+
+# --- claiming ---------------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    """An output location a run owns: its lock, and the old output being deleted."""
+
+    root: Path | None
+    lock: OutputLock | None
+    #: Whether this claim made the directory (removed again if the run never starts).
+    made: bool = False
+    trash: list[Path] = field(default_factory=list)
+
+    def fence(self) -> Fence | None:
+        """The fence for this run's writers (None where outputs have no lock)."""
+        return None if self.lock is None else self.lock.fence()
+
+    def purge(self) -> None:
+        """Delete the old output that was renamed aside."""
+        while self.trash:
+            shutil.rmtree(self.trash.pop(), ignore_errors=True)
+
+    def release(self) -> None:
+        """Let go of the output (idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def abandon(self) -> None:
+        """Undo a claim whose run never started: remove what it made."""
+        self.purge()
+        self.release()
+        if self.made and self.root is not None:
+            with contextlib.suppress(OSError):
+                for name in os.listdir(self.root):
+                    if _is_debris(name):
+                        _remove(self.root / name)
+                self.root.rmdir()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _refusal(found: Existing, root: Any, *, resume: bool) -> str | None:
+    """Why an output that holds ``found`` may not be replaced, or None."""
+    where = root if root is not None else "the output location"
+    if found.found is Found.OTHER:
+        detail = f" ({found.detail})" if found.detail else ""
+        return f"{where} holds {found.found.value}{detail}; refusing to replace it"
+    if found.found is Found.FOREIGN:
+        return (
+            f"{where} holds {found.found.value}; refusing to replace it "
+            "(pass force (--force) with overwrite to replace it anyway)"
+        )
+    if found.found is Found.BROKEN and resume:
+        return (
+            f"cannot resume {where}: its metadata cannot be read ({found.detail}); "
+            "use overwrite to start again"
+        )
+    return None
+
+
+def claim_output(
+    store: Any,
+    found: Existing,
+    *,
+    run_id: str,
+    replace: bool,
+    force: bool = False,
+) -> Claim:
+    """Take ownership of the output location before anything is written to it.
+
+    ``replace``: an existing output is to be replaced (overwrite); otherwise the
+    caller resumes it or there is none. Raises `ChunkwiseError` without changing
+    anything if the location is locked or holds something not to be replaced.
+    """
+    root = local_root(store)
+    if found.found is Found.FOREIGN and replace and not force:
+        raise ChunkwiseError(_refusal(found, root, resume=False))
+    if found.found is Found.OTHER:
+        raise ChunkwiseError(_refusal(found, root, resume=False))
+    if root is None:
+        return Claim(None, None)
+    record = process_identity() | {"run_id": run_id, "since": now()}
+    _purge_siblings(root)
+    if found.found is Found.NOTHING:
+        return _claim_new(root, record)
+    lock = OutputLock(root, record).acquire()
+    claim = Claim(root, lock)
+    try:
+        # Under the lock, look again: another run may have changed it meanwhile.
+        again = inspect_output(store, locked=True)
+        if again.found is not found.found:
+            raise ChunkwiseError(
+                f"the output {root} changed while this run started; try again"
+            )
+        if found.found is Found.EMPTY:
+            # Nothing of value: an empty directory (a mount point, say) is used as it
+            # is, and the debris of an interrupted creation is cleared.
+            for name in os.listdir(root):
+                if name != LOCK:
+                    _remove(root / name)
+        elif replace:
+            _set_aside(claim)
+        else:
+            for name in os.listdir(root):
+                if TRASH in name:
+                    claim.trash.append(root / name)
+    except BaseException:
+        claim.release()
+        raise
+    return claim
+
+
+def _claim_new(root: Path, record: dict[str, Any]) -> Claim:
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        root.mkdir()
+    except FileExistsError:
+        raise ChunkwiseError(
+            f"the output {root} appeared while this run started; try again"
+        ) from None
+    except OSError as error:
+        raise ChunkwiseError(f"cannot create the output: {reason(error)}") from None
+    claim = Claim(root, None, made=True)
+    try:
+        claim.lock = OutputLock(root, record).acquire()
+    except BaseException:
+        claim.abandon()
+        raise
+    return claim
+
+
+def _purge_siblings(root: Path) -> None:
+    """Delete old outputs at this path left renamed aside by killed runs."""
+    with contextlib.suppress(OSError):
+        for entry in root.parent.iterdir():
+            if entry.name.startswith(f".{root.name}.{TRASH}"):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _set_aside(claim: Claim) -> None:
+    """Move the old output out of the way in one rename, keeping the lock held.
+
+    The old directory (with the lock this run holds) is renamed beside itself and
+    a new directory with a new lock takes its place. A mount point cannot be
+    renamed: then its entries move into a trash directory inside it, metadata
+    first, so that an interruption leaves no array there, only trash.
+    """
+    root, old = claim.root, claim.lock
+    assert root is not None and old is not None
+    trash = root.parent / f".{root.name}.{TRASH}{old.run_id}"
+    try:
+        os.rename(root, trash)
+    except OSError as error:
+        if error.errno not in (errno.EBUSY, errno.EXDEV, errno.EPERM, errno.EACCES):
+            raise ChunkwiseError(
+                f"cannot replace the output: {reason(error)}"
+            ) from None
+        _empty_in_place(claim)
+        return
+    claim.trash.append(trash)
+    fresh = _claim_new(root, dict(old.record))
+    # The old lock now lives in the trash: let go of it there.
+    old.path = trash / LOCK
+    old.release()
+    claim.lock, claim.made = fresh.lock, True
+
+
+def _empty_in_place(claim: Claim) -> None:
+    root = claim.root
+    assert root is not None and claim.lock is not None
+    trash = root / f".{TRASH}{claim.lock.run_id}"
+    try:
+        trash.mkdir(exist_ok=True)
+        names = sorted(os.listdir(root), key=lambda n: (n not in _METADATA, n))
+        for name in names:
+            if name == LOCK or name == trash.name:
+                continue
+            os.rename(root / name, trash / name)
+    except OSError as error:
+        raise ChunkwiseError(f"cannot replace the output: {reason(error)}") from None
+    claim.trash.append(trash)
+
+
+def new_run_id() -> str:
+    """A fresh run id."""
+    return uuid.uuid4().hex[:16]

@@ -1,0 +1,240 @@
+"""Claiming an output: locks, what may be replaced, and replacing it safely.
+
+These run the engine's API on real directories; tests/test_fault_*.py attack the
+same rules through the command line, with real faults.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zarr
+from scipy import ndimage
+
+import chunkwise
+from chunkwise import ops
+from chunkwise._output import LOCK, effective_status
+from chunkwise._sample import write_synthetic_ct
+from chunkwise._verify import verify
+
+OP = ops.gaussian(1)
+
+
+@pytest.fixture
+def volume(tmp_path):
+    path = tmp_path / "in.zarr"
+    write_synthetic_ct(path, (32, 32, 32), chunks=(16, 16, 16))
+    return path, zarr.open_array(path, mode="r")[:]
+
+
+def _files(folder):
+    return sorted(
+        (p.relative_to(folder).as_posix(), p.read_bytes())
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
+
+
+def test_a_run_holds_its_output_until_it_ends(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    run = chunkwise.iter_process(path, OP, out, n_jobs=1, block=(16, 16, 16))
+    assert (out / LOCK).exists()
+    for flags in ({"overwrite": True}, {"resume": True}):
+        with pytest.raises(chunkwise.ChunkwiseError, match="in use by run"):
+            chunkwise.iter_process(path, OP, out, **flags)
+    next(run)
+    run.close()
+    assert not (out / LOCK).exists()
+    result = chunkwise.process(path, OP, out, resume=True)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+
+
+def test_a_dropped_run_lets_go(volume, tmp_path):
+    path, _ = volume
+    out = tmp_path / "out.zarr"
+    run = chunkwise.iter_process(path, OP, out)
+    del run
+    gc.collect()
+    chunkwise.process(path, OP, out, overwrite=True)
+
+
+def test_the_lock_of_a_killed_process_is_no_obstacle(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    code = (
+        "import sys, time, chunkwise\n"
+        "from chunkwise import ops\n"
+        f"run = chunkwise.iter_process({str(path)!r}, ops.gaussian(1), "
+        f"{str(out)!r})\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"locked\n"
+        with pytest.raises(chunkwise.ChunkwiseError, match=f"pid {child.pid}"):
+            chunkwise.iter_process(path, OP, out, overwrite=True)
+        record = zarr.open_array(out, mode="r").attrs["chunkwise"]
+        assert effective_status(record) == "created"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert (out / LOCK).exists()  # a stale file, but no longer a lock
+    result = chunkwise.process(path, OP, out, resume=True)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+
+
+def test_only_chunkwise_arrays_are_replaced(volume, tmp_path):
+    path, data = volume
+    foreign = tmp_path / "foreign.zarr"
+    zarr.create_array(foreign, data=np.ones((4, 4), np.uint8))
+    before = _files(foreign)
+    for flags in ({}, {"overwrite": True}, {"resume": True}):
+        with pytest.raises(chunkwise.ChunkwiseError, match="not made by chunkwise"):
+            chunkwise.process(path, OP, foreign, **flags)
+    assert _files(foreign) == before
+    result = chunkwise.process(path, OP, foreign, overwrite=True, force=True)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "group"])
+def test_what_is_not_an_array_is_never_replaced(volume, tmp_path, kind):
+    path, _ = volume
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_bytes(b"thesis")
+    elif kind == "folder":
+        target.mkdir()
+        (target / "thesis.tex").write_bytes(b"thesis")
+    else:
+        zarr.open_group(target, mode="w").create_array("a", shape=(2,), dtype="u1")
+    before = _files(target) if target.is_dir() else target.read_bytes()
+    with pytest.raises(chunkwise.ChunkwiseError, match="refusing"):
+        chunkwise.process(path, OP, target, overwrite=True, force=True)
+    assert (_files(target) if target.is_dir() else target.read_bytes()) == before
+
+
+def test_overwrite_leaves_no_trash_and_the_new_result(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, ops.invert(), out)
+    result = chunkwise.process(path, OP, out, overwrite=True)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
+
+
+def test_a_failing_replacement_keeps_the_old_output(volume, tmp_path):
+    path, _ = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, ops.invert(), out)
+    old = _files(out)
+    bad = ops.custom("tests.faulty:fail_on_negative")
+    negative = -np.ones((16, 16, 16), np.int16)
+    with pytest.raises(chunkwise.BlockError, match="is kept at") as error:
+        chunkwise.process(negative, bad, out, overwrite=True, n_jobs=1)
+    kept = tmp_path / str(error.value).split("kept at ")[1].split(" until")[0]
+    assert [f for f in _files(kept) if f[0] != LOCK] == [f for f in old if f[0] != LOCK]
+    # The next run there deletes it.
+    chunkwise.process(path, OP, out, overwrite=True)
+    assert not kept.exists()
+
+
+def test_debris_of_an_interrupted_creation_is_reused(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    (out / "chunkwise-ledger").mkdir(parents=True)
+    (out / LOCK).write_text("{}")
+    result = chunkwise.process(path, OP, out)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+
+
+def test_an_output_with_the_inputs_provenance_is_the_input(volume, tmp_path):
+    path, _ = volume
+    first = tmp_path / "first.zarr"
+    chunkwise.process(path, OP, first)
+    alias = tmp_path / "alias.zarr"
+    os.symlink(first, alias)
+    with pytest.raises(chunkwise.ChunkwiseError, match="is the input"):
+        chunkwise.process(first, OP, alias, overwrite=True)
+    # Seen through another store (a copy stands in for a URL of the same folder).
+    copy = zarr.open_array(
+        zarr.storage.MemoryStore(), mode="w", shape=(32,) * 3, dtype="u1"
+    )
+    copy.update_attributes(zarr.open_array(first, mode="r").attrs.asdict())
+    with pytest.raises(chunkwise.ChunkwiseError, match="same array as the input"):
+        chunkwise.process(copy, OP, first, overwrite=True)
+
+
+def test_sample_replaces_only_its_own_kind(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "thesis.tex").write_bytes(b"precious")
+    with pytest.raises(chunkwise.ChunkwiseError, match="empty"):
+        write_synthetic_ct("", (8, 8, 8), overwrite=True)
+    with pytest.raises(chunkwise.ChunkwiseError, match="refusing"):
+        write_synthetic_ct(".", (8, 8, 8), overwrite=True)
+    write_synthetic_ct("s.zarr", (8, 8, 8))
+    with pytest.raises(chunkwise.ChunkwiseError, match="overwrite"):
+        write_synthetic_ct("s.zarr", (8, 8, 8))
+    write_synthetic_ct("s.zarr", (8, 8, 8), seed=1, overwrite=True)
+    assert (tmp_path / "thesis.tex").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr", "thesis.tex"]
+
+
+def test_resume_recomputes_damaged_blocks(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, OP, out, block=(16, 16, 16))
+    chunks = sorted(p for p in (out / "c").rglob("*") if p.is_file())
+    chunks[0].write_bytes(chunks[0].read_bytes()[:-7])
+    flipped = bytearray(chunks[-1].read_bytes())
+    flipped[len(flipped) // 2] ^= 0x10
+    chunks[-1].write_bytes(bytes(flipped))
+    (chunks[1].parent / "x.partial").write_bytes(b"half a chunk")
+    problems = verify(out)
+    assert [p.block for p in problems] == [0, 7]
+    run = chunkwise.iter_process(path, OP, out, resume=True)
+    assert sorted(r.index for r in run) == [0, 7]
+    assert run.done_at_start == 6
+    assert not list((out / "c").rglob("*.partial"))
+    assert verify(out) == []
+    np.testing.assert_array_equal(
+        zarr.open_array(out, mode="r")[:], ndimage.gaussian_filter(data, 1)
+    )
+
+
+def test_resume_refuses_a_changed_input(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    run = chunkwise.iter_process(path, OP, out, block=(16, 16, 16), n_jobs=1)
+    next(run)
+    run.close()
+    zarr.open_array(path, mode="r+")[0, 0, 0] = data[0, 0, 0] + 1
+    before = _files(out)
+    with pytest.raises(chunkwise.ChunkwiseError, match="input changed"):
+        chunkwise.process(path, OP, out, resume=True)
+    assert _files(out) == before
+
+
+def test_jobs_beyond_the_blocks_start_no_more_workers(volume, tmp_path):
+    path, _ = volume
+    run = chunkwise.iter_process(path, OP, tmp_path / "o.zarr", n_jobs=100_000)
+    assert run._n_jobs == len(run.plan)
+    list(run)
+
+
+def test_blocks_beyond_the_memory_are_refused(tmp_path):
+    huge = np.broadcast_to(np.zeros(1, np.uint8), (4096, 4096, 4096))
+    with pytest.raises(chunkwise.ChunkwiseError, match="memory"):
+        chunkwise.iter_process(
+            huge, OP, tmp_path / "o.zarr", block=(4096, 4096, 4096), chunks=(512,) * 3
+        )
+    assert not (tmp_path / "o.zarr").exists()
