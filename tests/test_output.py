@@ -238,3 +238,17 @@ def test_blocks_beyond_the_memory_are_refused(tmp_path):
             huge, OP, tmp_path / "o.zarr", block=(4096, 4096, 4096), chunks=(512,) * 3
         )
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_an_interrupted_replacement_in_place_is_finished(volume, tmp_path):
+    # A mount point cannot be renamed: its entries move into a trash folder inside
+    # it, metadata first. Killed half-way, what is left is old chunks and trash.
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, ops.invert(), out)
+    trash = out / ".chunkwise-trash-0123"
+    trash.mkdir()
+    (out / "zarr.json").rename(trash / "zarr.json")
+    result = chunkwise.process(path, OP, out)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+    assert not trash.exists()

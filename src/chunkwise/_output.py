@@ -58,9 +58,9 @@ TRASH = "chunkwise-trash-"
 _METADATA = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
 
 
-def reason(error: OSError) -> str:
-    """``path: reason`` for an OS error, in one line."""
-    where = error.filename or ""
+def reason(error: OSError, where: Any = None) -> str:
+    """``path: reason`` for an OS error, in one line (``where`` if it names none)."""
+    where = error.filename or where or ""
     what = error.strerror or str(error) or type(error).__name__
     return f"{where}: {what}" if where else what
 
@@ -164,7 +164,7 @@ class OutputLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except OSError as error:
                 raise ChunkwiseError(
-                    f"cannot write to the output: {reason(error)}"
+                    f"cannot write to the output: {reason(error, self.path)}"
                 ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -188,7 +188,7 @@ class OutputLock:
         except OSError as error:
             os.close(fd)
             raise ChunkwiseError(
-                f"cannot write to the output: {reason(error)}"
+                f"cannot write to the output: {reason(error, self.path)}"
             ) from None
         self._fd = fd
         return self
@@ -281,7 +281,7 @@ def _is_debris(name: str) -> bool:
 
 def local_root(store: Any) -> Path | None:
     """The directory of a local output store, None for other stores."""
-    return Path(store.root) if isinstance(store, LocalStore) else None
+    return Path(os.path.abspath(store.root)) if isinstance(store, LocalStore) else None
 
 
 def inspect_output(store: Any, *, locked: bool = False) -> Existing:
@@ -298,8 +298,14 @@ def inspect_output(store: Any, *, locked: bool = False) -> Existing:
         try:
             names = os.listdir(root)
         except OSError as error:
-            raise ChunkwiseError(f"cannot read the output: {reason(error)}") from None
+            raise ChunkwiseError(
+                f"cannot read the output: {reason(error, root)}"
+            ) from None
         if all(_is_debris(n) for n in names):
+            return Existing(Found.EMPTY)
+        if not any(n in _METADATA for n in names) and any(TRASH in n for n in names):
+            # A replacement in place (a mount point) was interrupted after the
+            # metadata had moved to the trash: what is left is the old output's.
             return Existing(Found.EMPTY)
         if not any(n in _METADATA for n in names):
             return Existing(Found.OTHER, detail=f"{root} is not a Zarr array")
@@ -453,7 +459,9 @@ def _claim_new(root: Path, record: dict[str, Any]) -> Claim:
             f"the output {root} appeared while this run started; try again"
         ) from None
     except OSError as error:
-        raise ChunkwiseError(f"cannot create the output: {reason(error)}") from None
+        raise ChunkwiseError(
+            f"cannot create the output: {reason(error, root)}"
+        ) from None
     claim = Claim(root, None, made=True)
     try:
         claim.lock = OutputLock(root, record).acquire()
@@ -487,7 +495,7 @@ def _set_aside(claim: Claim) -> None:
     except OSError as error:
         if error.errno not in (errno.EBUSY, errno.EXDEV, errno.EPERM, errno.EACCES):
             raise ChunkwiseError(
-                f"cannot replace the output: {reason(error)}"
+                f"cannot replace the output: {reason(error, root)}"
             ) from None
         _empty_in_place(claim)
         return
@@ -511,7 +519,9 @@ def _empty_in_place(claim: Claim) -> None:
                 continue
             os.rename(root / name, trash / name)
     except OSError as error:
-        raise ChunkwiseError(f"cannot replace the output: {reason(error)}") from None
+        raise ChunkwiseError(
+            f"cannot replace the output: {reason(error, root)}"
+        ) from None
     claim.trash.append(trash)
 
 

@@ -18,6 +18,7 @@ import shutil
 import sys
 import threading
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -216,7 +217,7 @@ class _Job:
             raise BlockError(f"{where}: {error}") from error
         except OSError as error:
             raise BlockError(
-                f"{where} could not be written: {reason(error)}"
+                f"{where} could not be written: {reason(error, _where(self.output))}"
             ) from error
         except (Exception, SystemExit) as error:
             raise BlockError(
@@ -233,6 +234,13 @@ class _Job:
             block.input_box, lambda chunk: self.plan.still_read(chunk, pending)
         )
         return index, block.box, time.perf_counter() - began
+
+
+def _where(output: Any) -> str:
+    """An output's location, for messages."""
+    store = output.store_path.store if isinstance(output, zarr.Array) else output
+    root = local_root(store)
+    return str(root) if root is not None else str(store)
 
 
 def _format_box(box: Box) -> str:
@@ -354,7 +362,7 @@ class Run:
             update_provenance(self.output, drop=("error",), **fields)
         except OSError as error:
             raise BlockError(
-                f"the output could not be updated: {reason(error)}"
+                f"the output could not be updated: {reason(error, _where(self.output))}"
             ) from None
 
     def _mark(self, index: int) -> None:
@@ -362,7 +370,8 @@ class Run:
             self._ledger.mark(index)
         except OSError as error:
             raise BlockError(
-                f"block {index} could not be recorded in the ledger: {reason(error)}"
+                f"block {index} could not be recorded in the ledger: "
+                f"{reason(error, _where(self.output))}"
             ) from None
 
     def _execute(self) -> Iterator[BlockDone]:
@@ -422,7 +431,10 @@ class Run:
             failure = f"the run failed: {error_text}"
             raise BlockError(failure) from error
         finally:
-            results.close()
+            with warnings.catch_warnings():
+                # Closing early leaves results unread; joblib warns of each.
+                warnings.filterwarnings("ignore", "tasks have been successfully")
+                results.close()
             self._finish(status, done, error_text, failing=failure is not None)
         if status == "cancelled":
             raise Cancelled(
@@ -451,7 +463,7 @@ class Run:
                 self._release()
                 raise BlockError(
                     "every block was written, but the output's status could not be "
-                    f"recorded: {reason(problem)}"
+                    f"recorded: {reason(problem, _where(self.output))}"
                 ) from None
         finally:
             if done > self.done_at_start:
@@ -773,7 +785,9 @@ def iter_process(
         output = _open_output(store, found, recipe, plan, resume=resuming)
     except OSError as error:
         claim.abandon()
-        raise ChunkwiseError(f"cannot create the output: {reason(error)}") from None
+        raise ChunkwiseError(
+            f"cannot create the output: {reason(error, _where(store))}"
+        ) from None
     except BaseException:
         claim.abandon()
         raise
