@@ -246,9 +246,89 @@ def test_an_interrupted_replacement_in_place_is_finished(volume, tmp_path):
     path, data = volume
     out = tmp_path / "out.zarr"
     chunkwise.process(path, ops.invert(), out)
-    trash = out / ".chunkwise-trash-0123"
+    trash = out / ".chunkwise-trash-0123456789abcdef"
     trash.mkdir()
     (out / "zarr.json").rename(trash / "zarr.json")
     result = chunkwise.process(path, OP, out)
     np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
     assert not trash.exists()
+
+
+def test_names_that_look_like_debris_are_not_debris(volume, tmp_path):
+    path, _ = volume
+    project = tmp_path / "project"
+    (project / "raw").mkdir(parents=True)
+    (project / "raw" / "scan.tif").write_bytes(b"scan")
+    (project / ".seg.zarr.chunkwise-trash-0123456789abcdef").mkdir()
+    (project / "data.partial").mkdir()
+    (project / "data.partial" / "big.bin").write_bytes(b"big")
+    before = _files(project)
+    for flags in ({}, {"overwrite": True}, {"overwrite": True, "force": True}):
+        with pytest.raises(chunkwise.ChunkwiseError, match="refusing"):
+            chunkwise.process(path, OP, project, **flags)
+    assert _files(project) == before
+
+
+def test_a_dropped_started_run_does_not_block_the_next(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    run = chunkwise.iter_process(path, OP, out, n_jobs=1, block=(16, 16, 16))
+    next(run)
+    del run
+    result = chunkwise.process(path, OP, out, resume=True)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+
+
+def test_a_refused_run_leaves_a_live_runs_old_output_alone(volume, tmp_path):
+    path, _ = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, ops.invert(), out)
+    replacing = chunkwise.iter_process(path, OP, out, overwrite=True)
+    (trash,) = [p for p in tmp_path.iterdir() if "trash" in p.name]
+    with pytest.raises(chunkwise.ChunkwiseError, match="in use"):
+        chunkwise.process(path, OP, out, resume=True)
+    assert (trash / "zarr.json").exists()
+    replacing.close()
+
+
+def test_previews_do_not_inherit_a_runs_listing(volume, tmp_path):
+    path, _ = volume
+    array = zarr.open_array(path, mode="r+")
+    chunkwise.process(array, ops.invert(), tmp_path / "out.zarr")
+    array[:16, :16, :16] = 0  # zarr deletes the chunk: a legitimate edit
+    plane = chunkwise.compute_region(array, ops.invert(), (5, slice(None), slice(None)))
+    np.testing.assert_array_equal(plane, ~array[5])
+
+
+def test_resume_rewrites_a_damaged_shard(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    run = chunkwise.iter_process(
+        path, OP, out, chunks=(8, 8, 8), shards=(16, 16, 16), n_jobs=1
+    )
+    list(run)
+    shard = out / "c" / "0" / "0" / "0"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert [p.block for p in verify(out)] == [0]
+    result = chunkwise.process(path, OP, out, resume=True)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+
+
+def test_a_lost_chunk_of_a_finished_block_is_computed_again(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, OP, out, block=(16, 16, 16))
+    (out / "c" / "0" / "0" / "0").unlink()
+    (problem,) = verify(out)
+    assert (problem.block, problem.chunk) == (0, (0, 0, 0))
+    assert "missing" in str(problem)
+    result = chunkwise.process(path, OP, out, resume=True)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+    assert verify(out) == []
+
+
+def test_an_output_under_a_file_says_so(volume, tmp_path):
+    path, _ = volume
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(chunkwise.ChunkwiseError, match="afile"):
+        chunkwise.process(path, OP, tmp_path / "afile" / "out.zarr")

@@ -15,15 +15,33 @@ Examples
 (32, 32, 32)
 """
 
+# The public names load on first use (Scientific Python SPEC 1): importing the
+# package, as the `chunkwise` command does first, costs nothing, so a Ctrl-C while
+# zarr, numpy and scipy load lands in the command's own handling, not in a traceback.
+
+import importlib
+
 __version__ = "0.1.0"
 
-from chunkwise import ops
-from chunkwise._api import compute_region, plan
-from chunkwise._geometry import Box
-from chunkwise._plan import Block, Plan
-from chunkwise._run import BlockDone, CancelToken, Run, iter_process, process
-from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
-from chunkwise.ops import chain
+#: Where each public name lives; ``ops`` is the subpackage itself.
+_SOURCES = {
+    "Block": "chunkwise._plan",
+    "BlockDone": "chunkwise._run",
+    "BlockError": "chunkwise.errors",
+    "Box": "chunkwise._geometry",
+    "CancelToken": "chunkwise._run",
+    "Cancelled": "chunkwise.errors",
+    "ChunkwiseError": "chunkwise.errors",
+    "Plan": "chunkwise._plan",
+    "Run": "chunkwise._run",
+    "chain": "chunkwise.ops",
+    "compute_region": "chunkwise._api",
+    "iter_process": "chunkwise._run",
+    "ops": "chunkwise.ops",
+    "plan": "chunkwise._api",
+    "process": "chunkwise._run",
+    "verify": "chunkwise._verify",
+}
 
 __all__ = [
     "Block",
@@ -42,4 +60,20 @@ __all__ = [
     "ops",
     "plan",
     "process",
+    "verify",
 ]
+
+
+def __getattr__(name: str) -> object:
+    try:
+        source = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module 'chunkwise' has no attribute {name!r}") from None
+    module = importlib.import_module(source)
+    value = module if name == "ops" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

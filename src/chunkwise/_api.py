@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import operator
 from typing import TYPE_CHECKING, Any
 
@@ -13,13 +14,14 @@ from chunkwise._plan import Plan, make_plan
 from chunkwise._source import open_source
 from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._base import evaluate
+from chunkwise.ops._catalogue import as_operation
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from chunkwise.ops import Operation
 
-__all__ = ["compute_region", "plan"]
+__all__ = ["check_n_jobs", "compute_region", "plan"]
 
 
 def plan(
@@ -52,10 +54,28 @@ def plan(
     >>> p.shape, p.chunks
     ((128, 128, 128), (64, 64, 64))
     """
-    jobs = joblib.cpu_count() if n_jobs is None else max(1, int(n_jobs))
+    op = as_operation(op)
+    jobs = check_n_jobs(n_jobs)
     return make_plan(
         open_source(source), op, chunks=chunks, shards=shards, block=block, n_jobs=jobs
     )
+
+
+def check_n_jobs(n_jobs: object) -> int:
+    """Return the number of jobs ``n_jobs`` asks for, or raise `ChunkwiseError`.
+
+    None means all cores; a negative count counts back from all cores (-1: all).
+    """
+    if n_jobs is None:
+        return joblib.cpu_count()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise ChunkwiseError(
+            f"n_jobs must be a whole number of jobs or None, got {n_jobs!r}"
+        )
+    if n_jobs == 0:
+        raise ChunkwiseError("n_jobs must not be 0 (None or -1: all cores)")
+    n_jobs = int(n_jobs)
+    return n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs)
 
 
 def _region_box(region: Any, shape: tuple[int, ...]) -> tuple[Box, tuple[Any, ...]]:
@@ -111,8 +131,8 @@ def compute_region(source: Any, op: Operation, region: Any) -> np.ndarray:
     ----------
     source : str, os.PathLike, zarr.Array or numpy.ndarray
         The input, as for `chunkwise.process`.
-    op : Operation
-        The operation.
+    op : Operation or str
+        The operation, or its text form (``"gaussian:sigma=2"``).
     region : Box or tuple of int and slice
         Output region, indexed like numpy: integers drop their axis, so
         ``(10, slice(None), slice(None))`` gives output plane 10 as a 2D array.
@@ -130,8 +150,10 @@ def compute_region(source: Any, op: Operation, region: Any) -> np.ndarray:
     >>> bool((plane == ops.gaussian(1)(volume)[2]).all())
     True
     """
+    op = as_operation(op)
     opened = open_source(source)
     op.check(len(opened.shape))
+    op.check_shape(opened.shape)
     box, after = _region_box(region, op.output_shape(opened.shape))
     data = evaluate(op, opened.shape, opened.dtype, opened.read, box)
     return data[after] if after else data

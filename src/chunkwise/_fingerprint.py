@@ -105,7 +105,7 @@ def _stored_index(key: str, array: zarr.Array) -> tuple[int, ...] | None:
                 return None
             key = key[2:]
     parts = key.split(separator)
-    if len(parts) != array.ndim or not all(p.isdigit() for p in parts):
+    if len(parts) != array.ndim or not all(p.isdigit() and len(p) < 19 for p in parts):
         return None
     return tuple(int(p) for p in parts)
 

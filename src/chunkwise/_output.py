@@ -17,8 +17,10 @@ import contextlib
 import enum
 import errno
 import fcntl
+import gc
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -159,6 +161,7 @@ class OutputLock:
 
     def acquire(self) -> OutputLock:
         """Take the lock, or raise `ChunkwiseError` naming the run that holds it."""
+        collected = False
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -170,9 +173,16 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                holder = _describe_holder(_read_record(self.path))
+                holder = _read_record(self.path)
+                if holder.get("pid") == os.getpid() and not collected:
+                    # A run of this process that was dropped without being
+                    # closed: collecting it lets go of its lock.
+                    collected = True
+                    gc.collect()
+                    continue
                 raise ChunkwiseError(
-                    f"the output {self.root} is in use by {holder}; wait for it to "
+                    f"the output {self.root} is in use by {_describe_holder(holder)}; "
+                    "wait for it to "
                     "finish or cancel it"
                 ) from None
             # Its last holder may have removed the file between our open and flock.
@@ -273,10 +283,59 @@ class Existing:
     found: Found
     array: zarr.Array | None = None
     detail: str = ""
+    #: For `Found.EMPTY`: the names to clear before the directory is used.
+    leftovers: list[str] = field(default_factory=list)
 
 
-def _is_debris(name: str) -> bool:
-    return name in (LOCK, LEDGER) or TRASH in name or name.endswith(".partial")
+_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
+_INNER_TRASH = re.compile(rf"\.{TRASH}[0-9a-f]{{16}}")
+_CHUNK_KEY = re.compile(r"c|\d+(\.\d+)*")
+#: A file system's own entry at a mount point's root: never chunkwise's to remove.
+_IGNORED = ("lost+found",)
+
+
+def _holds_chunkwise_metadata(folder: Path) -> bool:
+    for name in _METADATA:
+        with contextlib.suppress(OSError):
+            if f'"{ATTRIBUTE}"' in (folder / name).read_text(errors="replace"):
+                return True
+    return False
+
+
+def _is_debris(root: Path, name: str) -> bool:
+    """Whether ``name`` in ``root`` is chunkwise's own and holds nothing of value.
+
+    The names are matched exactly: a lock file, a ledger of block numbers, a
+    ``.partial`` chunk file, or an in-place trash folder holding a chunkwise
+    output's metadata (or nothing, if its run was killed as it made it).
+    """
+    path = root / name
+    with contextlib.suppress(OSError):
+        if name == LOCK or _PARTIAL.fullmatch(name):
+            return path.is_file() and not path.is_symlink()
+        if name == LEDGER:
+            return path.is_dir() and all(n.isdigit() for n in os.listdir(path))
+        if _INNER_TRASH.fullmatch(name) and path.is_dir() and not path.is_symlink():
+            return not os.listdir(path) or _holds_chunkwise_metadata(path)
+    return False
+
+
+def _leftovers(root: Path, names: list[str]) -> list[str] | None:
+    """What to clear where no array is but chunkwise's debris; None if not so.
+
+    Besides debris, a replacement in place (of a mount point) that was killed after
+    moving the metadata into its trash leaves the old output's chunks: chunk keys
+    beside a trash folder that holds chunkwise metadata.
+    """
+    debris = [n for n in names if _is_debris(root, n)]
+    rest = [n for n in names if n not in debris and n not in _IGNORED]
+    interrupted = any(
+        _INNER_TRASH.fullmatch(n) and _holds_chunkwise_metadata(root / n)
+        for n in debris
+    )
+    if rest and not (interrupted and all(_CHUNK_KEY.fullmatch(n) for n in rest)):
+        return None
+    return [n for n in debris + rest if n != LOCK]
 
 
 def local_root(store: Any) -> Path | None:
@@ -301,13 +360,10 @@ def inspect_output(store: Any, *, locked: bool = False) -> Existing:
             raise ChunkwiseError(
                 f"cannot read the output: {reason(error, root)}"
             ) from None
-        if all(_is_debris(n) for n in names):
-            return Existing(Found.EMPTY)
-        if not any(n in _METADATA for n in names) and any(TRASH in n for n in names):
-            # A replacement in place (a mount point) was interrupted after the
-            # metadata had moved to the trash: what is left is the old output's.
-            return Existing(Found.EMPTY)
         if not any(n in _METADATA for n in names):
+            leftovers = _leftovers(root, names)
+            if leftovers is not None:
+                return Existing(Found.EMPTY, leftovers=leftovers)
             return Existing(Found.OTHER, detail=f"{root} is not a Zarr array")
         ours = LEDGER in names or (LOCK in names and not locked)
     else:
@@ -367,7 +423,7 @@ class Claim:
         if self.made and self.root is not None:
             with contextlib.suppress(OSError):
                 for name in os.listdir(self.root):
-                    if _is_debris(name):
+                    if _is_debris(self.root, name):
                         _remove(self.root / name)
                 self.root.rmdir()
 
@@ -420,39 +476,58 @@ def claim_output(
     if root is None:
         return Claim(None, None)
     record = process_identity() | {"run_id": run_id, "since": now()}
-    _purge_siblings(root)
     if found.found is Found.NOTHING:
-        return _claim_new(root, record)
-    lock = OutputLock(root, record).acquire()
-    claim = Claim(root, lock)
+        claim = _claim_new(root, record)
+    else:
+        claim = Claim(root, OutputLock(root, record).acquire())
     try:
-        # Under the lock, look again: another run may have changed it meanwhile.
-        again = inspect_output(store, locked=True)
-        if again.found is not found.found:
-            raise ChunkwiseError(
-                f"the output {root} changed while this run started; try again"
-            )
-        if found.found is Found.EMPTY:
-            # Nothing of value: an empty directory (a mount point, say) is used as it
-            # is, and the debris of an interrupted creation is cleared.
-            for name in os.listdir(root):
-                if name != LOCK:
-                    _remove(root / name)
-        elif replace:
-            _set_aside(claim)
-        else:
-            for name in os.listdir(root):
-                if TRASH in name:
-                    claim.trash.append(root / name)
+        if found.found is not Found.NOTHING:
+            _prepare(claim, store, found, replace=replace)
+        _purge_siblings(root, keep=claim.trash)
+    except OSError as error:
+        claim.abandon()
+        raise ChunkwiseError(
+            f"cannot prepare the output: {reason(error, root)}"
+        ) from None
     except BaseException:
-        claim.release()
+        claim.abandon()
         raise
     return claim
+
+
+def _prepare(claim: Claim, store: Any, found: Existing, *, replace: bool) -> None:
+    """Under the lock, make the existing directory ready for the run."""
+    root = claim.root
+    assert root is not None
+    # Look again: another run may have changed it meanwhile.
+    again = inspect_output(store, locked=True)
+    if again.found is not found.found:
+        raise ChunkwiseError(
+            f"the output {root} changed while this run started; try again"
+        )
+    if found.found is Found.EMPTY:
+        # Nothing of value: an empty directory (a mount point, say) is used as it
+        # is, and the debris of an interrupted creation is cleared.
+        for name in again.leftovers:
+            _remove(root / name)
+    elif replace:
+        _set_aside(claim)
+    else:
+        claim.trash.extend(
+            root / n
+            for n in os.listdir(root)
+            if _INNER_TRASH.fullmatch(n) and _is_debris(root, n)
+        )
 
 
 def _claim_new(root: Path, record: dict[str, Any]) -> Claim:
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ChunkwiseError(
+            f"cannot create the output's folder: {reason(error, root.parent)}"
+        ) from None
+    try:
         root.mkdir()
     except FileExistsError:
         raise ChunkwiseError(
@@ -471,11 +546,40 @@ def _claim_new(root: Path, record: dict[str, Any]) -> Claim:
     return claim
 
 
-def _purge_siblings(root: Path) -> None:
-    """Delete old outputs at this path left renamed aside by killed runs."""
+def _unheld(folder: Path) -> bool:
+    """Whether no live run holds the lock file in ``folder`` (or there is none)."""
+    try:
+        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _purge_siblings(root: Path, keep: list[Path]) -> None:
+    """Delete old outputs of this path that killed runs left renamed aside.
+
+    Only trash named for this path and a run id, and whose lock no live run holds
+    (a run replacing the output holds the old one's until its new one is ready),
+    and not this run's own, in ``keep``.
+    """
+    pattern = re.compile(rf"\.{re.escape(root.name)}\.{TRASH}[0-9a-f]{{16}}")
     with contextlib.suppress(OSError):
         for entry in root.parent.iterdir():
-            if entry.name.startswith(f".{root.name}.{TRASH}"):
+            if (
+                pattern.fullmatch(entry.name)
+                and entry not in keep
+                and entry.is_dir()
+                and not entry.is_symlink()
+                and _unheld(entry)
+            ):
                 shutil.rmtree(entry, ignore_errors=True)
 
 

@@ -11,6 +11,8 @@ import bisect
 import functools
 import itertools
 import math
+import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,14 @@ TARGET_INPUT_VOXELS = 2**22
 #: (1.10x) with one-chunk blocks, which ran as fast as 128**3 blocks in a quarter
 #: of the memory; gaussian sigma=2 (halo 8) still grows to 128**3 blocks (1.42x).
 MAX_HALO_OVERHEAD = 1.25
+
+#: Sanity bounds that catch mistakes (upsample by 1000, chunks of 1) before
+#: anything is written: an output of 2**50 voxels is a PiB of uint8, and a plan of
+#: 2**31 blocks would spend days on per-block overhead alone. (2**50, not less:
+#: planning a 100000**3 virtual volume is tested, and upsampling a 120**3 volume
+#: by 1000 still exceeds it.)
+MAX_OUTPUT_VOXELS = 2**50
+MAX_BLOCKS = 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +225,14 @@ def _per_axis_shape(
     name: str, value: Sequence[int], ndim: int, fill: Sequence[int]
 ) -> tuple[int, ...]:
     """Accept one value per axis, or one per spatial axis (others from ``fill``)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ChunkwiseError(
+            f"{name} must be a sequence of whole numbers such as (64, 64, 64), "
+            f"got {value!r}"
+        )
     values = tuple(value)
+    if not all(_is_whole(v) for v in values):
+        raise ChunkwiseError(f"{name} must be positive whole numbers, got {value!r}")
     spatial = spatial_axes(ndim)
     if len(values) == len(spatial) and len(values) != ndim:
         it = iter(values)
@@ -229,6 +246,44 @@ def _per_axis_shape(
             f"{name} must be positive whole numbers, got {tuple(value)}"
         )
     return tuple(int(v) for v in values)
+
+
+def _is_whole(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value) and int(value) == value
+
+
+def _covering(
+    sides: Sequence[int], unit: Sequence[int], shape: Sequence[int]
+) -> tuple[int, ...]:
+    """``sides`` cut down to the whole ``unit``s that cover ``shape``, per axis.
+
+    A chunk (or shard) larger than the array only costs memory: a 99999**3 chunk
+    of a small volume would be allocated whole.
+    """
+    return tuple(
+        min(s, ceil_div(n, u) * u) for s, u, n in zip(sides, unit, shape, strict=True)
+    )
+
+
+def _check_voxels(shape: tuple[int, ...]) -> None:
+    voxels = math.prod(shape)
+    if voxels > MAX_OUTPUT_VOXELS:
+        raise ChunkwiseError(
+            f"the output would have shape {shape}, {voxels:.3g} voxels; chunkwise "
+            f"refuses more than 2**50 ({MAX_OUTPUT_VOXELS:.3g}); check the factors"
+        )
+
+
+def _check_blocks(shape: tuple[int, ...], block_shape: tuple[int, ...]) -> None:
+    blocks = math.prod(ceil_div(n, b) for n, b in zip(shape, block_shape, strict=True))
+    if blocks > MAX_BLOCKS:
+        raise ChunkwiseError(
+            f"blocks of {block_shape} cut the output {shape} into {blocks:.3g} "
+            f"blocks; chunkwise refuses more than 2**31 ({MAX_BLOCKS:.3g}); use "
+            "larger chunks or blocks"
+        )
 
 
 def _default_chunks(source: Source, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -293,22 +348,27 @@ def make_plan(
     """Plan ``op`` over ``source``: validate, lay out the output, size the blocks."""
     ndim = len(source.shape)
     op.check(ndim)
+    op.check_shape(source.shape)
     shape = op.output_shape(source.shape)
     if 0 in shape:
         raise ChunkwiseError(f"the output would be empty (shape {shape})")
+    _check_voxels(shape)
     chunks = (
         _per_axis_shape("chunks", chunks, ndim, [1] * ndim)
         if chunks is not None
         else _default_chunks(source, shape)
     )
-    unit = chunks
     if shards is not None:
         shards = _per_axis_shape("shards", shards, ndim, chunks)
         if any(s % c for s, c in zip(shards, chunks, strict=True)):
             raise ChunkwiseError(
                 f"shards {shards} must be multiples of chunks {chunks}"
             )
-        unit = shards
+    # Cut to the volume, each staying a multiple of the next.
+    chunks = _covering(chunks, [1] * ndim, shape)
+    if shards is not None:
+        shards = _covering(shards, chunks, shape)
+    unit = shards if shards is not None else chunks
     if block is None:
 
         def input_voxels(trial: tuple[int, ...]) -> int:
@@ -323,11 +383,15 @@ def make_plan(
         block_shape = _auto_block(shape, unit, n_jobs, input_voxels, input_per_output)
     else:
         block_shape = _per_axis_shape("block", block, ndim, unit)
-        if any(b % u for b, u in zip(block_shape, unit, strict=True)):
+        # A block may pass the volume's end (it is cut there): only what it
+        # covers of the volume must be whole chunks.
+        covered = _covering(block_shape, unit, shape)
+        if any(b % u for b, u in zip(covered, unit, strict=True)):
             kind = "shards" if shards is not None else "chunks"
             raise ChunkwiseError(
                 f"block {block_shape} must be whole {kind} {unit} along every axis"
             )
+    _check_blocks(shape, block_shape)
     return Plan(
         op=op,
         input_shape=source.shape,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import functools
 import json
 import math
@@ -30,6 +31,7 @@ from zarr.core.sync import sync
 from zarr.storage import MemoryStore
 
 from chunkwise import __version__
+from chunkwise._api import check_n_jobs
 from chunkwise._fingerprint import changes, list_input
 from chunkwise._geometry import Box
 from chunkwise._output import (
@@ -45,7 +47,8 @@ from chunkwise._output import (
     reason,
 )
 from chunkwise._plan import Plan, make_plan
-from chunkwise._source import Source, is_url, open_source
+from chunkwise._remote import DEFAULT_TIMEOUT
+from chunkwise._source import Source, open_source
 from chunkwise._store import (
     ChunkWriter,
     Ledger,
@@ -55,10 +58,12 @@ from chunkwise._store import (
     output_store,
     provenance,
     update_provenance,
+    written_map,
 )
-from chunkwise._verify import check_blocks, remove_partials
+from chunkwise._verify import check_blocks, forget_block, remove_partials
 from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
 from chunkwise.ops._base import evaluate
+from chunkwise.ops._catalogue import as_operation
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -191,7 +196,7 @@ class _Job:
     #: Checked before writing: the run still owns its output (None: not local).
     fence: Fence | None
 
-    def __call__(self, index: int) -> tuple[int, Box, float]:
+    def __call__(self, index: int) -> tuple[int, Box, float, bytes]:
         if self.nice and threading.get_native_id() != self.caller:
             _lower_priority(self.nice)
         if self.zarr_config is not None:
@@ -213,6 +218,7 @@ class _Job:
                 if self.fence is not None:
                     self.fence.check()
                 self.output[block.box.slices] = data
+            written = written_map(self.output, block.box, data)
         except BlockError as error:
             raise BlockError(f"{where}: {error}") from error
         except OSError as error:
@@ -233,7 +239,7 @@ class _Job:
         self.source.release(
             block.input_box, lambda chunk: self.plan.still_read(chunk, pending)
         )
-        return index, block.box, time.perf_counter() - began
+        return index, block.box, time.perf_counter() - began, written
 
 
 def _where(output: Any) -> str:
@@ -301,7 +307,9 @@ class Run:
         #: Blocks already complete when the run started (from an earlier run); on
         #: resume, lowered once iterating has checked them.
         self.done_at_start = int(self._done_mask.sum())
-        self._records = self._execute()
+        # Made on first use: a generator holding the run would keep it, and its
+        # lock, alive until a garbage collection.
+        self._records: Iterator[BlockDone] | None = None
 
     def cancel(self) -> None:
         """Stop dispatching blocks; the run then raises `Cancelled`."""
@@ -311,11 +319,14 @@ class Run:
         return self
 
     def __next__(self) -> BlockDone:
+        if self._records is None:
+            self._records = self._execute()
         return next(self._records)
 
     def close(self) -> None:
         """Stop the run now; the output is marked cancelled if it was not finished."""
-        self._records.close()
+        if self._records is not None:
+            self._records.close()
         self._release()
 
     def _tasks(self, job: _Job, done: Any) -> Iterator[Any]:
@@ -335,8 +346,11 @@ class Run:
         if root is not None:
             remove_partials(root)
         trusted = np.flatnonzero(self._done_mask)
-        for index in check_blocks(self.output, self.plan, trusted, self._n_jobs):
-            self._ledger.unmark(int(index))
+        damaged = check_blocks(self.output, self.plan, trusted, self._n_jobs)
+        for index in damaged:
+            # Its chunks go too: zarr reads a shard before writing into it.
+            forget_block(self.output, self.plan.block(index).box)
+            self._ledger.unmark(index)
             self._done_mask[index] = False
         self.done_at_start = int(self._done_mask.sum())
 
@@ -355,7 +369,8 @@ class Run:
             if self._resumed:
                 _check_fingerprint(self.output, listing.summary())
             fields["input_fingerprint"] = listing.summary()
-            self.source.listing = listing
+            # The run's own view: previews share the source and must not see it.
+            self.source = dataclasses.replace(self.source, listing=listing)
         try:
             if self._resumed:
                 self._check_resumed()
@@ -365,9 +380,9 @@ class Run:
                 f"the output could not be updated: {reason(error, _where(self.output))}"
             ) from None
 
-    def _mark(self, index: int) -> None:
+    def _mark(self, index: int, written: bytes) -> None:
         try:
-            self._ledger.mark(index)
+            self._ledger.mark(index, written)
         except OSError as error:
             raise BlockError(
                 f"block {index} could not be recorded in the ledger: "
@@ -406,8 +421,8 @@ class Run:
         status, error_text, failure = "failed", None, None
         try:
             with zarr.config.set(config):
-                for index, box, seconds in results:
-                    self._mark(index)
+                for index, box, seconds, written in results:
+                    self._mark(index, written)
                     # The old output stays set aside until a block is written: if
                     # the run fails at once, it is still there.
                     self._claim.purge()
@@ -535,7 +550,8 @@ def _check_not_input(source: Source, found: Existing) -> None:
     if found.array is None or not isinstance(source.array, zarr.Array):
         return
     mine, theirs = provenance(found.array), provenance(source.array)
-    if mine and mine == theirs:
+    # Every run (and sample) records its own id: two arrays with one are one array.
+    if mine.get("run_id") and mine.get("run_id") == theirs.get("run_id"):
         raise ChunkwiseError(
             "the output holds the same array as the input (identical provenance, "
             f"run {mine.get('run_id', '?')}); refusing to replace the input"
@@ -664,40 +680,22 @@ def _open_output(
     )
 
 
-def _n_jobs(n_jobs: int | None) -> int:
-    if n_jobs is None:
-        return joblib.cpu_count()
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
-        raise ChunkwiseError(f"n_jobs must be a positive whole number, got {n_jobs!r}")
-    return n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs)
-
-
-def _missing(missing: str | None, source: Any) -> str:
-    """The missing-chunk rule: by default an error for remote inputs.
-
-    An HTTP server cannot list its files, and one that answers 404 for a chunk it
-    served a minute ago would otherwise turn it into fill values.
-    """
-    if missing is not None:
-        return missing
-    remote = isinstance(source, str | os.PathLike) and is_url(os.fspath(source))
-    return "error" if remote else "fill"
-
-
-def _check_flags(op: Any, codec: Any, *, overwrite: bool, resume: bool) -> None:
-    from chunkwise.ops import Operation
-
-    if not isinstance(op, Operation):
-        raise ChunkwiseError(
-            f"op must be an operation from chunkwise.ops (or a chain), got {op!r}"
-        )
+def _check_flags(
+    codec: Any, cancel: Any, *, overwrite: bool, resume: bool, force: bool
+) -> None:
     if codec is not None and not isinstance(codec, str):
         raise ChunkwiseError(f"codec must be text such as 'zstd:3', got {codec!r}")
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise ChunkwiseError(
+            f"cancel must be a chunkwise.CancelToken, got {type(cancel).__name__}"
+        )
     if overwrite and resume:
         raise ChunkwiseError(
             "overwrite and resume exclude each other: overwrite starts again, "
             "resume finishes the existing output"
         )
+    if force and not overwrite:
+        raise ChunkwiseError("force only applies with overwrite")
 
 
 def iter_process(
@@ -720,6 +718,7 @@ def iter_process(
     missing: str | None = None,
     nice: int = 0,
     check_space: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Run:
     """Start processing ``source`` with ``op`` into ``out``, block by block.
 
@@ -740,12 +739,13 @@ def iter_process(
     >>> [record.done for record in run][-1] == len(run.plan)
     True
     """
-    _check_flags(op, codec, overwrite=overwrite, resume=resume)
-    n_jobs = _n_jobs(n_jobs)
+    op = as_operation(op)
+    _check_flags(codec, cancel, overwrite=overwrite, resume=resume, force=force)
+    n_jobs = check_n_jobs(n_jobs)
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise ChunkwiseError(f"nice must be a whole number from 0 to 19, got {nice!r}")
     opened = open_source(
-        source, cache_bytes=cache_bytes, missing=_missing(missing, source)
+        source, cache_bytes=cache_bytes, missing=missing, timeout=timeout
     )
     store = output_store(out)
     _check_backend(backend, store)
@@ -827,6 +827,7 @@ def process(
     missing: str | None = None,
     nice: int = 0,
     check_space: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> zarr.Array:
     """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
 
@@ -891,6 +892,9 @@ def process(
         priority, 0 to 19 (Linux; ignored elsewhere), so that a viewer or other
         interactive program on the same cores stays responsive. The napari plugin
         uses it.
+    timeout : float or None
+        Seconds an HTTP(S) input may send nothing before the read fails, naming
+        what timed out (None: wait for ever).
     check_space : bool
         Refuse a local output that would not fit on its disk (its size estimated
         from the input's compression ratio) or blocks that would not fit in memory.
@@ -939,6 +943,7 @@ def process(
         missing=missing,
         nice=nice,
         check_space=check_space,
+        timeout=timeout,
     )
     if not progress:
         for _ in run:

@@ -7,6 +7,8 @@ same whichever way it is cut.
 
 from __future__ import annotations
 
+import math
+import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,6 +88,22 @@ def synthetic_ct(
     return np.stack([_plane(z, shape, seed, structures) for z in range(shape[0])])
 
 
+#: The largest sample: 64 GiB of uint8.
+MAX_VOXELS = 2**36
+
+
+def _check_shape(values: Any, name: str) -> tuple[int, ...]:
+    try:
+        sides = tuple(operator.index(v) for v in values)
+    except TypeError:
+        sides = ()
+    if len(sides) != 3 or min(sides) < 1:
+        raise ChunkwiseError(
+            f"{name} must be 3 positive whole numbers (z, y, x), got {values!r}"
+        )
+    return sides
+
+
 def write_synthetic_ct(
     out: Any,
     shape: Sequence[int] = (256, 256, 256),
@@ -123,7 +141,12 @@ def write_synthetic_ct(
     ChunkwiseError
         If ``out`` holds anything else, or is in use by a run.
     """
-    shape = tuple(int(n) for n in shape)
+    shape, chunks = _check_shape(shape, "shape"), _check_shape(chunks, "chunks")
+    if math.prod(shape) > MAX_VOXELS:
+        raise ChunkwiseError(
+            f"a {'x'.join(map(str, shape))} sample is {math.prod(shape):.3g} voxels; "
+            f"samples are limited to 2**36 ({MAX_VOXELS:.3g}, 64 GiB)"
+        )
     store = output_store(out)
     found = inspect_output(store)
     if found.found not in (Found.NOTHING, Found.EMPTY) and not (
@@ -137,9 +160,10 @@ def write_synthetic_ct(
         raise ChunkwiseError(
             f"{out} already holds {found.found.value}; refusing to replace it{hint}"
         )
-    claim = claim_output(store, found, run_id=new_run_id(), replace=overwrite)
+    run_id = new_run_id()
+    claim = claim_output(store, found, run_id=run_id, replace=overwrite)
     try:
-        array = _write(store, shape, chunks, seed, zarr_format, codec, overwrite)
+        array = _write(store, shape, chunks, seed, zarr_format, codec, run_id)
     except BaseException:
         claim.abandon()
         raise
@@ -155,7 +179,7 @@ def _write(
     seed: int,
     zarr_format: int,
     codec: str,
-    overwrite: bool,
+    run_id: str,
 ) -> zarr.Array:
     array = create_output(
         store,
@@ -165,8 +189,8 @@ def _write(
         shards=None,
         zarr_format=zarr_format,
         codec=codec,
-        attributes={"sample": {"kind": "synthetic_ct", "seed": seed}},
-        overwrite=overwrite,
+        attributes={"sample": {"kind": "synthetic_ct", "seed": seed}, "run_id": run_id},
+        overwrite=True,
     )
     structures = _structures(seed)
     step = array.chunks[0]

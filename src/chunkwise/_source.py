@@ -23,6 +23,7 @@ from zarr.storage import LocalStore, ZipStore
 
 from chunkwise._cache import ChunkCache
 from chunkwise._geometry import Box, chunk_boxes
+from chunkwise._remote import DEFAULT_TIMEOUT, check_timeout, open_url
 from chunkwise.errors import BlockError, ChunkwiseError
 
 if TYPE_CHECKING:
@@ -183,7 +184,14 @@ class Source:
         for index, _ in chunk_boxes(box, self.chunks, self.shape):
             stored = tuple(i // r for i, r in zip(index, ratio, strict=True))
             key = prefix + array.metadata.encode_chunk_key(stored)
-            if not sync(array.store_path.store.exists(key)):
+            try:
+                there = sync(array.store_path.store.exists(key))
+            except Exception as error:
+                raise BlockError(
+                    f"input chunk {index} of {self.location} could not be read: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if not there:
                 raise BlockError(
                     f"input chunk {index} of {self.location} is missing (no {key!r}); "
                     "pass missing='fill' to read missing chunks as the fill value"
@@ -370,11 +378,23 @@ def _check_array(array: Any, location: str) -> None:
             f"{location} has dtype {dtype}; chunkwise processes boolean, integer, "
             "float32 and float64 data"
         )
+    if isinstance(array, zarr.Array):
+        # zarr v2 accepts any chunk shape in .zarray; a 0 there fails much later,
+        # dividing by it.
+        for name in ("chunks", "shards"):
+            sides = getattr(array, name)
+            if sides is not None and (
+                len(sides) != array.ndim or any(int(c) < 1 for c in sides)
+            ):
+                raise ChunkwiseError(
+                    f"{location} has {name} {tuple(sides)}; every side must be a "
+                    "whole number >= 1 (the array's metadata is damaged)"
+                )
 
 
-def _open_store(path: str) -> Any:
+def _open_store(path: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     if is_url(path):
-        return path
+        return open_url(path, timeout)
     local = Path(path.removeprefix("file://")).expanduser()
     if not local.exists():
         raise ChunkwiseError(f"input not found: {local}")
@@ -391,12 +411,19 @@ def _multiscale_level0(group: zarr.Group) -> str | None:
     return None
 
 
-def _open_zarr(path: str) -> tuple[zarr.Array, str]:
-    store = _open_store(path)
+def _open_zarr(
+    path: str, timeout: float | None = DEFAULT_TIMEOUT
+) -> tuple[zarr.Array, str]:
+    store = _open_store(path, timeout)
     try:
         node = zarr.open(store=store, mode="r")
+    except TimeoutError as error:
+        raise ChunkwiseError(str(error) or f"reading {path} timed out") from None
     except Exception as error:
-        raise ChunkwiseError(f"{path} is not a readable Zarr store: {error}") from error
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ChunkwiseError(
+            f"{path} is not a readable Zarr store: {reason}"
+        ) from error
     location = path if is_url(path) else os.path.abspath(path)
     if isinstance(node, zarr.Group):
         level0 = _multiscale_level0(node)
@@ -412,7 +439,11 @@ def _open_zarr(path: str) -> tuple[zarr.Array, str]:
 
 
 def open_source(
-    source: Any, *, cache_bytes: int | None = None, missing: str = "fill"
+    source: Any,
+    *,
+    cache_bytes: int | None = None,
+    missing: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Source:
     """Open an input read-only.
 
@@ -425,10 +456,15 @@ def open_source(
     cache_bytes : int, optional
         Budget of this process's cache of decoded input chunks (0 disables it).
         Default: sized by each run from its plan; 128 MiB for other reads.
-    missing : {"fill", "error"}
+    missing : {"fill", "error"}, optional
         What a chunk that was never written means: the fill value (Zarr's rule, right
         for sparse data), or an error naming the chunk (for copies that may be
-        incomplete).
+        incomplete). Default: ``"error"`` for URLs (an HTTP server cannot list its
+        files, and one that answers 404 for a chunk it served before would turn it
+        into fill values), ``"fill"`` otherwise.
+    timeout : float or None
+        Seconds an ``http(s)://`` input may send nothing before a read fails,
+        saying what timed out (None: wait for ever). Default 60.
 
     Returns
     -------
@@ -439,8 +475,12 @@ def open_source(
     ChunkwiseError
         If the input is missing, not Zarr, or of an unsupported shape or dtype.
     """
+    remote = isinstance(source, str | os.PathLike) and is_url(os.fspath(source))
+    if missing is None:
+        missing = "error" if remote else "fill"
     if missing not in ("fill", "error"):
         raise ChunkwiseError(f"missing must be 'fill' or 'error', got {missing!r}")
+    timeout = check_timeout(timeout)
     if cache_bytes is not None and (
         isinstance(cache_bytes, bool)
         or not isinstance(cache_bytes, int)
@@ -467,8 +507,8 @@ def open_source(
             _RECENT.popitem(last=False)
         return opened
     if isinstance(source, str | os.PathLike):
-        array, location = _open_zarr(os.fspath(source))
-        if not is_url(os.fspath(source)):
+        array, location = _open_zarr(os.fspath(source), timeout)
+        if not remote:
             named = os.path.abspath(os.fspath(source).removeprefix("file://"))
     elif all(hasattr(source, a) for a in ("shape", "dtype", "ndim", "__getitem__")):
         array, location = source, f"<{type(source).__module__}.{type(source).__name__}>"

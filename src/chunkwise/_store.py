@@ -277,7 +277,7 @@ class ChunkWriter:
             path = files.path(index)
             if self.fence is not None:
                 self.fence.check()
-            if _all_fill(part, fill):
+            if all_fill(part, fill):
                 path.unlink(missing_ok=True)
                 continue
             if part.shape != tuple(array.chunks):
@@ -297,16 +297,37 @@ class ChunkWriter:
                 partial.unlink(missing_ok=True)
 
 
-def _all_fill(part: np.ndarray, fill: np.ndarray) -> bool:
+def all_fill(part: np.ndarray, fill: np.ndarray) -> bool:
     """Whether every value of ``part`` is the fill value (NaN matching NaN)."""
     if part.dtype.kind in "fc" and np.isnan(fill):
         return bool(np.isnan(part).all())
     return not (part != fill).any()
 
 
+def stored_units(array: zarr.Array) -> tuple[int, ...]:
+    """The shape of what is stored as one key: a shard, or else a chunk."""
+    return tuple(array.shards or array.chunks)
+
+
+def written_map(array: zarr.Array, box: Box, data: np.ndarray) -> bytes:
+    """Which stored chunks (shards) of ``box`` hold data, as packed bits in C order.
+
+    zarr, and `ChunkWriter`, store no chunk that is all fill value: the others must
+    exist once the block is written. The ledger keeps this map, so that a chunk
+    file lost later is noticed, not read as fill values.
+    """
+    fill = np.asarray(array.fill_value, array.dtype)
+    bits = [
+        not all_fill(data[unit.relative_to(box)], fill)
+        for _, unit in chunk_boxes(box, stored_units(array), array.shape)
+    ]
+    return np.packbits(np.array(bits, dtype=bool)).tobytes()
+
+
 def provenance(array: zarr.Array) -> dict[str, Any]:
-    """The chunkwise provenance record of an output ({} if it has none)."""
-    return dict(array.attrs.get(ATTRIBUTE, {}))
+    """The chunkwise provenance record of an output ({} if it has none, or junk)."""
+    record = array.attrs.get(ATTRIBUTE, {})
+    return dict(record) if isinstance(record, dict) else {}
 
 
 def update_provenance(
@@ -332,9 +353,17 @@ class Ledger:
             array.store_path.store, f"{path}/{LEDGER}/" if path else f"{LEDGER}/"
         )
 
-    def mark(self, index: int) -> None:
-        """Record block ``index`` as complete (call after its chunks are written)."""
-        sync(self.store.set(f"{self.prefix}{index}", cpu.Buffer.from_bytes(b"")))
+    def mark(self, index: int, written: bytes = b"") -> None:
+        """Record block ``index`` as complete (call after its chunks are written).
+
+        ``written`` is its `written_map`.
+        """
+        sync(self.store.set(f"{self.prefix}{index}", cpu.Buffer.from_bytes(written)))
+
+    def written(self, index: int) -> bytes:
+        """The `written_map` recorded for block ``index`` (empty if none)."""
+        value = sync(self.store.get(f"{self.prefix}{index}", cpu.buffer_prototype))
+        return b"" if value is None else value.to_bytes()
 
     def unmark(self, index: int) -> None:
         """Forget block ``index`` (its chunks failed a check): it is computed again."""

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from zarr.core.sync import sync
 
 from chunkwise._geometry import Box, ceil_div, chunk_boxes
 from chunkwise._source import ChunkFiles
+from chunkwise._store import Ledger, stored_units
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,6 +33,7 @@ __all__ = [
     "block_box",
     "check_blocks",
     "find_problems",
+    "forget_block",
     "remove_partials",
     "verify",
 ]
@@ -60,9 +63,29 @@ def block_box(index: int, shape: Sequence[int], block_shape: Sequence[int]) -> B
     return Box(start, stop)
 
 
-def _check_one(
-    output: zarr.Array, files: ChunkFiles | None, index: int, box: Box
+def _missing(
+    output: zarr.Array, index: int, box: Box, written: bytes
 ) -> Problem | None:
+    """A stored chunk the block wrote (per its `written_map`) whose key is gone."""
+    if not written:
+        return None
+    bits = np.unpackbits(np.frombuffer(written, np.uint8))
+    store, prefix = output.store_path.store, output.store_path.path
+    prefix = f"{prefix}/" if prefix else ""
+    units = chunk_boxes(box, stored_units(output), output.shape)
+    for bit, (unit, _) in zip(bits, units, strict=False):
+        key = prefix + output.metadata.encode_chunk_key(unit)
+        if bit and not sync(store.exists(key)):
+            return Problem(index, unit, "its chunk is missing")
+    return None
+
+
+def _check_one(
+    output: zarr.Array, files: ChunkFiles | None, index: int, box: Box, written: bytes
+) -> Problem | None:
+    missing = _missing(output, index, box, written)
+    if missing is not None:
+        return missing
     if files is None:
         try:
             np.asarray(output[box.slices])
@@ -83,25 +106,42 @@ def find_problems(
     block_shape: Sequence[int],
     n_jobs: int = 1,
 ) -> list[Problem]:
-    """Decode every chunk of the given blocks; the blocks that fail, in order."""
+    """Check every chunk of the given blocks; the blocks that fail, in order.
+
+    A chunk fails if it does not decode, or if the block's ledger entry says it
+    was written and it is gone.
+    """
     files = ChunkFiles.of(output)
+    ledger = Ledger.of(output)
     shape = tuple(output.shape)
 
     def check(index: Any) -> Problem | None:
         box = block_box(int(index), shape, block_shape)
-        return _check_one(output, files, int(index), box)
+        written = ledger.written(int(index))
+        return _check_one(output, files, int(index), box, written)
 
     with ThreadPoolExecutor(max(1, n_jobs)) as pool:
         return [p for p in pool.map(check, blocks) if p is not None]
 
 
 def check_blocks(
-    output: zarr.Array, plan: Any, blocks: Sequence[int] | np.ndarray, n_jobs: int
+    output: zarr.Array,
+    plan: Any,
+    blocks: Sequence[int] | np.ndarray,
+    n_jobs: int,
 ) -> list[int]:
-    """The blocks among ``blocks`` with a chunk that does not decode."""
+    """The blocks among ``blocks`` with a chunk that fails `find_problems`."""
     if len(blocks) == 0 or math.prod(output.shape) == 0:
         return []
     return [p.block for p in find_problems(output, blocks, plan.block_shape, n_jobs)]
+
+
+def forget_block(output: zarr.Array, box: Box) -> None:
+    """Delete the stored chunks (shards) of a block, to write it anew."""
+    store, prefix = output.store_path.store, output.store_path.path
+    prefix = f"{prefix}/" if prefix else ""
+    for unit, _ in chunk_boxes(box, stored_units(output), output.shape):
+        sync(store.delete(prefix + output.metadata.encode_chunk_key(unit)))
 
 
 def remove_partials(root: Path) -> int:
@@ -140,7 +180,7 @@ def verify(out: Any, *, n_jobs: int | None = None) -> list[Problem]:
     import joblib
     import zarr
 
-    from chunkwise._store import Ledger, provenance
+    from chunkwise._store import provenance
     from chunkwise.errors import ChunkwiseError
 
     try:

@@ -1,48 +1,238 @@
 """The ``chunkwise`` command: argument parsing and a progress bar over the public API.
 
-Exit codes: 0 success, 2 bad usage or bad input, 1 failure during a run,
-130 cancelled (Ctrl-C).
+Exit codes: 0 success, 2 bad usage or bad input, 1 failure during a run or an
+unexpected error, 128 + the signal number when cancelled (130 Ctrl-C, 143 SIGTERM,
+129 SIGHUP), 141 when the reader of the output went away (``chunkwise info | head``).
+Every failure is one line on stderr, never a traceback (``CHUNKWISE_DEBUG=1`` shows
+the traceback of an unexpected error).
+
+Only the standard library's lightest modules load before `main` takes charge: the
+rest (argparse, zarr, numpy, scipy) loads inside it, so a Ctrl-C at any moment of
+start-up is handled like one during a run.
 """
 
 from __future__ import annotations
 
-import argparse
-import inspect
-import json
+import os
 import sys
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING
+import warnings
 
-import zarr
-
-from chunkwise import __version__, chain
-from chunkwise._run import BACKENDS, process
-from chunkwise._sample import write_synthetic_ct
-from chunkwise._source import open_source
-from chunkwise._store import CODECS, Ledger, provenance
 from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
-from chunkwise.ops import CATALOGUE, describe, parse
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    import argparse
+    from collections.abc import Callable, Sequence
 
 __all__ = ["main"]
 
+#: ``sample`` and ``demo`` generate at most this many voxels (64 GiB of uint8).
+MAX_SAMPLE_VOXELS = 2**36
+#: Exit code of a command whose standard output was closed early: as a shell
+#: reports a process killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 128 + 13
 
-def _shape(text: str) -> tuple[int, ...]:
+
+class Interrupted(KeyboardInterrupt):
+    """A signal asked the command to stop; handled as Ctrl-C is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _UsageError(Exception):
+    """A bad command line, already worded for the user."""
+
+
+def _one_line(text: object) -> str:
+    lines = (line.strip() for line in str(text).splitlines())
+    return "; ".join(line for line in lines if line)
+
+
+def _signals_as_interrupts() -> Callable[[], None]:
+    """Make SIGINT, SIGTERM and SIGHUP raise `Interrupted` in the main thread.
+
+    A run then stops as on Ctrl-C: the output is marked cancelled and can be
+    resumed. A second signal of the same kind acts as it would have without
+    chunkwise (it kills). Signals the caller ignores (``nohup``) stay ignored.
+    Returns the function that puts the previous handlers back.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signum, previous[signum])
+        raise Interrupted(signum)
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        previous[signum] = signal.getsignal(signum) or signal.SIG_DFL
+        signal.signal(signum, interrupt)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    command: list[str] = []
+    restore: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected integers like 64,64,64, got {text!r}"
-        ) from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
+        restore = _signals_as_interrupts()
+        code = _main(argv, command)
+        sys.stdout.flush()
+        return code
+    except _UsageError as error:
+        print(f"chunkwise: error: {error}", file=sys.stderr)
+        return 2
+    except ChunkwiseError as error:
+        print(f"chunkwise: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except BlockError as error:
+        print(f"chunkwise: run failed: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except (Cancelled, KeyboardInterrupt) as stop:
+        import signal
+
+        signum = getattr(stop, "signum", signal.SIGINT)
+        hint = "; run again with --resume to finish" if command == ["run"] else ""
+        name = signal.Signals(signum).name
+        print(f"chunkwise: cancelled ({name}){hint}", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as error:
+        if os.environ.get("CHUNKWISE_DEBUG"):
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(
+            f"chunkwise: error: {where}{_one_line(error.strerror or error)}",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as error:
+        if os.environ.get("CHUNKWISE_DEBUG"):
+            raise
+        print(
+            f"chunkwise: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(set CHUNKWISE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        restore()
+
+
+def _discard_stdout() -> None:
+    """Send what is left for stdout to /dev/null (the reader went away).
+
+    Python flushes stdout at exit and would report the broken pipe again; see
+    "Note on SIGPIPE" in the documentation of the signal module.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file: nothing will flush to it
+        pass
+
+
+def _main(argv: Sequence[str] | None, command: list[str]) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version
+        return _exit_code(done)
+    command.append(args.command)
+    try:
+        with warnings.catch_warnings():
+            # joblib's note on cancelled tasks when a run stops early: the one-line
+            # message below says what happened.
+            warnings.filterwarnings(
+                "ignore", message=".*tasks have been successfully executed"
+            )
+            return _COMMANDS[args.command](args) or 0
+    except SystemExit as done:  # the viewer without a display
+        return _exit_code(done)
+
+
+def _exit_code(done: SystemExit) -> int:
+    if done.code is None or isinstance(done.code, int):
+        return done.code or 0
+    print(done.code, file=sys.stderr)
+    return 1
+
+
+# ----------------------------------------------------------------- the parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from chunkwise import __version__
+
+    class Parser(argparse.ArgumentParser):
+        """Reports a bad command line in one line, pointing at --help."""
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise _UsageError(f"{message} (see {self.prog} --help)")
+
+    parser = Parser(
+        prog="chunkwise",
+        description="Exact, parallel, resumable processing of Zarr volumes.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"chunkwise {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(commands)
+    commands.add_parser("ops", help="list the operations and their parameters")
+    info = commands.add_parser("info", help="describe a Zarr array and its provenance")
+    info.add_argument("path")
+    _add_timeout(info)
+    verify = commands.add_parser(
+        "verify",
+        help="decode every chunk of an output's finished blocks (exit 1 if damaged)",
+    )
+    verify.add_argument("path")
+    sample = commands.add_parser(
+        "sample", help="write the generated CT-like sample volume"
+    )
+    sample.add_argument("output")
+    sample.add_argument("--shape", type=_volume_shape, default=(256, 256, 256))
+    sample.add_argument("--chunks", type=_volume_chunks, default=(64, 64, 64))
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier sample there"
+    )
+    view = commands.add_parser(
+        "view",
+        help="open napari with the plugin docked and a volume (default: the sample)",
+    )
+    view.add_argument("path", nargs="?", help="Zarr array or OME-Zarr image to open")
+    view.add_argument("--screenshot", help="run a Gaussian, compare, save a PNG, quit")
+    demo = commands.add_parser(
+        "demo",
+        help="run a Gaussian filter over generated sample data into a scratch folder",
+    )
+    demo.add_argument("--shape", type=_volume_shape, default=(256, 256, 256))
+    return parser
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
+    from chunkwise._run import BACKENDS
+    from chunkwise._store import CODECS
+
     run = commands.add_parser(
         "run",
         help="process a volume",
@@ -63,7 +253,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "-j",
         "--jobs",
-        type=int,
+        type=_jobs,
         default=None,
         help="parallel jobs (default: all cores)",
     )
@@ -81,54 +271,120 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         help=f"one of {', '.join(CODECS)}, optionally with a level: zstd:5 "
         "(default zstd, level 1)",
     )
-    run.add_argument(
+    existing = run.add_mutually_exclusive_group()
+    existing.add_argument(
         "--overwrite", action="store_true", help="replace an existing output"
     )
-    run.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    existing.add_argument(
+        "--resume", action="store_true", help="finish an interrupted run"
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="with --overwrite, also replace a Zarr array chunkwise did not make",
+    )
+    run.add_argument(
+        "--no-space-check",
+        action="store_true",
+        help="run even if the output looks too large for its disk",
+    )
     run.add_argument(
         "--missing-chunks",
         choices=("fill", "error"),
-        default="fill",
-        help="an input chunk never written: the fill value (Zarr's rule) or an error",
+        default=None,
+        help="an input chunk never written: the fill value (Zarr's rule) or an error "
+        "(default: error for URLs, fill otherwise)",
     )
+    _add_timeout(run)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chunkwise",
-        description="Exact, parallel, resumable processing of Zarr volumes.",
-    )
+def _add_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--version", action="version", version=f"chunkwise {__version__}"
+        "--timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up on an http(s) input that sends nothing for this long "
+        "(default 60)",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    _add_run(commands)
-    commands.add_parser("ops", help="list the operations and their parameters")
-    info = commands.add_parser("info", help="describe a Zarr array and its provenance")
-    info.add_argument("path")
-    sample = commands.add_parser(
-        "sample", help="write the generated CT-like sample volume"
-    )
-    sample.add_argument("output")
-    sample.add_argument("--shape", type=_shape, default=(256, 256, 256))
-    sample.add_argument("--chunks", type=_shape, default=(64, 64, 64))
-    sample.add_argument("--seed", type=int, default=0)
-    view = commands.add_parser(
-        "view",
-        help="open napari with the plugin docked and a volume (default: the sample)",
-    )
-    view.add_argument("path", nargs="?", help="Zarr array or OME-Zarr image to open")
-    view.add_argument("--screenshot", help="run a Gaussian, compare, save a PNG, quit")
-    demo = commands.add_parser(
-        "demo",
-        help="run a Gaussian filter over generated sample data into a scratch folder",
-    )
-    demo.add_argument("--shape", type=_shape, default=(256, 256, 256))
-    return parser
+
+
+def _type_error(message: str) -> Exception:
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise _type_error(f"expected integers like 64,64,64, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise _type_error(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _volume_chunks(text: str) -> tuple[int, ...]:
+    values = _shape(text)
+    if len(values) != 3:
+        raise _type_error(
+            f"expected 3 integers z,y,x like 64,64,64, got {len(values)} ({text!r})"
+        )
+    return values
+
+
+def _volume_shape(text: str) -> tuple[int, ...]:
+    import math
+
+    values = _volume_chunks(text)
+    if math.prod(values) > MAX_SAMPLE_VOXELS:
+        raise _type_error(
+            f"{'x'.join(map(str, values))} is {math.prod(values):.3g} voxels; the "
+            f"sample is limited to 2**36 ({MAX_SAMPLE_VOXELS:.3g}, 64 GiB)"
+        )
+    return values
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _type_error(
+            f"expected a whole number of jobs, got {text!r}; negative counts back "
+            "from all cores (-1: all)"
+        ) from None
+    if value == 0:
+        raise _type_error("expected a non-zero number of jobs, got 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise _type_error(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise _type_error(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------- the commands
 
 
 def _run(args: argparse.Namespace) -> None:
+    from chunkwise._run import process
+    from chunkwise.ops import chain, parse
+
+    if args.output.lower().startswith("memory://"):
+        raise ChunkwiseError(
+            "a memory:// output vanishes when the command exits; write to a path"
+        )
+    if args.force and not args.overwrite:
+        raise ChunkwiseError("--force only applies with --overwrite")
     op = chain(*(parse(spec) for spec in args.op))
     if len(op.steps) == 1:
         op = op.steps[0]
@@ -145,13 +401,20 @@ def _run(args: argparse.Namespace) -> None:
         codec=args.codec,
         overwrite=args.overwrite,
         resume=args.resume,
+        force=args.force,
+        check_space=not args.no_space_check,
         progress=not args.quiet,
         missing=args.missing_chunks,
+        timeout=args.timeout,
     )
     print(f"wrote {args.output}")
 
 
-def _ops() -> None:
+def _ops(args: argparse.Namespace) -> None:
+    import inspect
+
+    from chunkwise.ops import CATALOGUE, describe
+
     for name, cls in CATALOGUE.items():
         summary = (inspect.getdoc(cls) or "").splitlines()[0]
         print(f"{name}: {summary}")
@@ -164,8 +427,17 @@ def _ops() -> None:
             print(f"    {param} ({annotation}): {shown}")
 
 
-def _info(path: str) -> None:
-    array = open_source(path).array
+def _info(args: argparse.Namespace) -> None:
+    import json
+
+    import zarr
+
+    from chunkwise._output import effective_status
+    from chunkwise._source import open_source
+    from chunkwise._store import Ledger, provenance
+
+    path = args.path
+    array = open_source(path, timeout=args.timeout).array
     if not isinstance(array, zarr.Array):
         raise ChunkwiseError(f"{path} is not a Zarr array")
     metadata = array.metadata
@@ -182,15 +454,62 @@ def _info(path: str) -> None:
     for key, value in lines.items():
         print(f"{key}: {value}")
     if record:
-        blocks = record.get("recipe", {}).get("output", {}).get("blocks", 0)
-        print(f"status: {record.get('status')}")
+        recipe = record.get("recipe")
+        output = recipe.get("output") if isinstance(recipe, dict) else None
+        blocks = output.get("blocks") if isinstance(output, dict) else None
+        blocks = blocks if isinstance(blocks, int) and blocks >= 0 else 0
+        print(f"status: {effective_status(record)}")
         print(
             f"blocks complete: {int(Ledger.of(array).done(blocks).sum())} of {blocks}"
         )
         print("provenance:", json.dumps(record, indent=2))
 
 
-def _demo(shape: Sequence[int]) -> None:
+def _verify(args: argparse.Namespace) -> int:
+    from chunkwise._verify import verify
+
+    problems = verify(args.path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(
+            f"chunkwise: {args.path}: {len(problems)} finished blocks have damaged "
+            "chunks; run again with --resume to compute them again",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{args.path}: every chunk of every finished block decodes")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from chunkwise._sample import write_synthetic_ct
+
+    write_synthetic_ct(
+        args.output,
+        args.shape,
+        chunks=args.chunks,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {args.output}")
+
+
+def _view(args: argparse.Namespace) -> None:
+    from chunkwise._napari._main import main as view
+
+    view(args.path, args.screenshot)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from chunkwise._run import process
+    from chunkwise._sample import write_synthetic_ct
+    from chunkwise.ops import parse
+
+    shape = args.shape
     scratch = Path(tempfile.mkdtemp(prefix="chunkwise-demo-"))
     source = scratch / "sample.zarr"
     print(f"generating a {'x'.join(map(str, shape))} CT-like sample at {source}")
@@ -201,40 +520,15 @@ def _demo(shape: Sequence[int]) -> None:
     print(f"inspect it with: chunkwise info {output}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "run":
-            _run(args)
-        elif args.command == "ops":
-            _ops()
-        elif args.command == "info":
-            _info(args.path)
-        elif args.command == "sample":
-            write_synthetic_ct(
-                args.output, args.shape, chunks=args.chunks, seed=args.seed
-            )
-            print(f"wrote {args.output}")
-        elif args.command == "view":
-            from chunkwise._napari._main import main as view
-
-            view(args.path, args.screenshot)
-        else:
-            _demo(args.shape)
-    except ChunkwiseError as error:
-        print(f"chunkwise: error: {error}", file=sys.stderr)
-        return 2
-    except BlockError as error:
-        print(f"chunkwise: run failed: {error}", file=sys.stderr)
-        return 1
-    except (Cancelled, KeyboardInterrupt):
-        print(
-            "chunkwise: cancelled; run again with --resume to finish", file=sys.stderr
-        )
-        return 130
-    return 0
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
+    "run": _run,
+    "ops": _ops,
+    "info": _info,
+    "verify": _verify,
+    "sample": _sample,
+    "view": _view,
+    "demo": _demo,
+}
 
 
 if __name__ == "__main__":

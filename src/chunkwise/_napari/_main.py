@@ -14,12 +14,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chunkwise.errors import ChunkwiseError
+
 if TYPE_CHECKING:
     import napari
 
     from chunkwise._napari._widget import ProcessWidget
 
-__all__ = ["dock_widget", "main", "run_and_compare"]
+__all__ = ["check_path", "dock_widget", "main", "run_and_compare"]
 
 
 def dock_widget(viewer: napari.Viewer) -> ProcessWidget:
@@ -82,9 +84,34 @@ def _show(path: str | None, screenshot: Path | None) -> None:
     viewer.close()
 
 
+def check_path(path: str | None) -> None:
+    """Refuse, before napari starts, a path the plugin's reader cannot open."""
+    if path is None:
+        return
+    if "://" not in path or path.startswith("file://"):
+        local = Path(path.removeprefix("file://")).expanduser()
+        if not local.exists():
+            raise ChunkwiseError(f"cannot view {path}: no such file or directory")
+    if not path.rstrip("/\\").endswith(".zarr"):
+        raise ChunkwiseError(
+            f"cannot view {path}: the viewer opens Zarr arrays and OME-Zarr images "
+            "named *.zarr"
+        )
+
+
 def main(path: str | None = None, screenshot: str | None = None) -> None:
-    """Open napari with the plugin docked and ``path`` (default: the sample) loaded."""
+    """Open napari with the plugin docked and ``path`` (default: the sample) loaded.
+
+    Raises
+    ------
+    ChunkwiseError
+        If ``path`` does not exist or is not a ``.zarr`` path, or the folder of
+        ``screenshot`` does not exist.
+    """
+    check_path(path)
     target = Path(screenshot) if screenshot else None
+    if target is not None and not target.absolute().parent.is_dir():
+        raise ChunkwiseError(f"cannot write {target}: its folder does not exist")
     if _has_display():
         _show(path, target)
         return

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from chunkwise._geometry import Box, wrapped_pieces
+from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -39,6 +40,13 @@ class Operation:
 
     def check(self, ndim: int) -> None:
         """Raise `ChunkwiseError` if the operation cannot apply to ``ndim`` axes."""
+
+    def check_shape(self, shape: Sequence[int]) -> None:
+        """Raise `ChunkwiseError` if the operation is absurd on an input of ``shape``.
+
+        Called before anything is computed or written (a kernel far larger than
+        the volume, say, would run for hours).
+        """
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         """Shape of the output for an input of ``shape``."""
@@ -77,8 +85,14 @@ class Operation:
     def __call__(self, array: np.ndarray) -> np.ndarray:
         """Apply the operation to a whole in-memory array."""
         array = np.asarray(array)
+        if array.dtype.kind not in "buif" or array.dtype == np.float16:
+            raise ChunkwiseError(
+                f"the array has dtype {array.dtype}; chunkwise processes boolean, "
+                "integer, float32 and float64 data"
+            )
         for step in self.steps:
             step.check(array.ndim)
+        self.check_shape(array.shape)
         return evaluate(self, array.shape, array.dtype, lambda box: array[box.slices])
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chunkwise.errors import ChunkwiseError
+from chunkwise.ops._base import Operation
 from chunkwise.ops._chain import chain
 from chunkwise.ops._custom import custom
 from chunkwise.ops._filters import (
@@ -25,13 +26,11 @@ from chunkwise.ops._filters import (
 from chunkwise.ops._pointwise import astype, clip, gamma, invert, rescale, threshold
 from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
 
-if TYPE_CHECKING:
-    from chunkwise.ops._base import Operation
-
 __all__ = [
     "CATALOGUE",
     "DTYPES",
     "Parameter",
+    "as_operation",
     "describe",
     "from_dict",
     "parameters",
@@ -89,10 +88,15 @@ def _build(name: str, params: dict[str, Any]) -> Operation:
 
 def from_dict(record: dict[str, Any]) -> Operation:
     """Rebuild an operation from its `Operation.to_dict` record."""
+    if not isinstance(record, dict):
+        raise ChunkwiseError(f"an operation record is a dict, got {record!r}")
     params = dict(record)
     name = params.pop("op", None)
     if name == "chain":
-        return chain(*(from_dict(step) for step in params["steps"]))
+        steps = params.get("steps")
+        if not isinstance(steps, list | tuple):
+            raise ChunkwiseError(f"a chain record needs a list of steps, got {steps!r}")
+        return chain(*(from_dict(step) for step in steps))
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     return _build(str(name), params)
 
@@ -121,6 +125,8 @@ def parse(spec: str) -> Operation:
     >>> parse("downsample:factor=2,method=max")
     downsample(factor=2, method='max')
     """
+    if not isinstance(spec, str):
+        raise ChunkwiseError(f"an operation is text such as 'invert', got {spec!r}")
     name, _, rest = spec.strip().partition(":")
     params: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
@@ -129,8 +135,35 @@ def parse(spec: str) -> Operation:
             raise ChunkwiseError(
                 f"malformed operation {spec!r}: write name:param=value,param=value"
             )
+        if key.strip() in params:
+            raise ChunkwiseError(
+                f"{name.strip()}: parameter {key.strip()} is given twice in {spec!r}; "
+                "per-axis values are written 1/2/2"
+            )
         params[key.strip()] = _parse_value(value.strip())
     return _build(name.strip(), params)
+
+
+def as_operation(op: object) -> Operation:
+    """Return ``op`` as an operation: itself, or parsed from text.
+
+    Public entry points call this on their ``op`` argument: text such as
+    ``"gaussian:sigma=2"`` is parsed as `parse` does, and anything else is one
+    clear error rather than an AttributeError deep inside.
+
+    Examples
+    --------
+    >>> as_operation("downsample:factor=2")
+    downsample(factor=2, method='mean')
+    """
+    if isinstance(op, Operation):
+        return op
+    if isinstance(op, str):
+        return parse(op)
+    raise ChunkwiseError(
+        "op must be an operation from chunkwise.ops (such as ops.gaussian(2)), a "
+        f"chain of them, or text such as 'gaussian:sigma=2'; got {op!r}"
+    )
 
 
 def describe(name: str) -> list[tuple[str, str, Any]]:

@@ -41,6 +41,11 @@ class Chain(Operation):
         for step in self.ops:
             step.check(ndim)
 
+    def check_shape(self, shape: Sequence[int]) -> None:
+        for step in self.ops:
+            step.check_shape(shape)
+            shape = step.output_shape(shape)
+
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         for step in self.ops:
             shape = step.output_shape(shape)

@@ -28,15 +28,31 @@ def resolve_function(spec: str) -> Callable[[np.ndarray], np.ndarray]:
         raise ChunkwiseError(f"function must be written module:function, got {spec!r}")
     try:
         target = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ChunkwiseError(
+            f"function {spec!r} cannot be imported: {error}"
+        ) from error
+    except (Exception, SystemExit) as error:
+        # The module itself is broken (a SyntaxError, or it raised on import).
+        raise ChunkwiseError(
+            f"function {spec!r} cannot be imported: module {module_name} fails on "
+            f"import with {type(error).__name__}: {_first_line(error)}"
+        ) from error
+    try:
         for part in attribute.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as error:
+    except AttributeError as error:
         raise ChunkwiseError(
             f"function {spec!r} cannot be imported: {error}"
         ) from error
     if not callable(target):
         raise ChunkwiseError(f"function {spec!r} is not callable")
     return target
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "(no message)"
 
 
 def _function_spec(function: object) -> str:
@@ -117,5 +133,7 @@ class custom(Operation):
                 f"for a block of shape {data.shape}; it must keep the shape"
             )
         return to_dtype(
-            result[box.relative_to(data_box)], self.output_dtype(data.dtype)
+            result[box.relative_to(data_box)],
+            self.output_dtype(data.dtype),
+            what=f"custom {self.function}",
         )

@@ -48,6 +48,11 @@ MODES = (
     "grid-wrap",
 )
 WRAP_MODES = ("wrap", "grid-wrap")
+#: A kernel may reach this many voxels past any axis: a small isotropic sigma on
+#: a volume of one or a few planes is normal. Beyond it, and beyond twice the
+#: axis's length, the kernel is a mistake (sigma in micrometres, say) whose run
+#: would take hours: sigma 1e6 is 8e6 multiplications per voxel and axis.
+FREE_REACH = 64
 
 
 def gaussian_radius(sigma: float, truncate: float) -> int:
@@ -66,6 +71,8 @@ class _Filter(Operation):
 
     mode: str = field(default="reflect", kw_only=True)
     cval: float = field(default=0.0, kw_only=True)
+    #: The parameter that sets the reach (`halo`), named in errors.
+    reach_parameter: ClassVar[str]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", check_choice("mode", self.mode, MODES))
@@ -74,6 +81,18 @@ class _Filter(Operation):
     def halo(self, ndim: int) -> tuple[int, ...]:
         """Voxels of input needed beyond the output box, per axis."""
         raise NotImplementedError
+
+    def check_shape(self, shape: Sequence[int]) -> None:
+        """Refuse a kernel reaching past twice an axis's length (and `FREE_REACH`)."""
+        name = self.reach_parameter
+        values = per_axis(name, getattr(self, name), len(shape), 0)
+        reaches = self.halo(len(shape))
+        for axis, (reach, n) in enumerate(zip(reaches, shape, strict=True)):
+            if reach > max(2 * n, FREE_REACH):
+                raise ChunkwiseError(
+                    f"{name} {values[axis]:g} needs a kernel reaching {reach} voxels "
+                    f"along axis {axis}, more than twice its length {n}"
+                )
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         """Run the filter on a block."""
@@ -122,6 +141,7 @@ class _Smoothing(_GaussianBased):
     """A Gaussian-based filter with one ``sigma``."""
 
     sigma: float | tuple[float, ...] = 1.0
+    reach_parameter = "sigma"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -324,6 +344,7 @@ class difference_of_gaussians(_GaussianBased):
     name = "difference_of_gaussians"
     low: float | tuple[float, ...] = 1.0
     high: float | tuple[float, ...] = 2.0
+    reach_parameter = "high"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -363,6 +384,7 @@ class _SizeFilter(_Filter):
 
     size: int | tuple[int, ...] = 3
     scipy_filter: ClassVar[str]
+    reach_parameter = "size"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -92,13 +92,21 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
 
 def check_dtype(name: str, value: object) -> str:
     """Return the canonical name of a numeric dtype."""
+    if value is None:  # numpy reads None as float64
+        raise ChunkwiseError(f"{name} must be a dtype such as 'uint8', got None")
     try:
         dtype = np.dtype(value)  # type: ignore[call-overload]
-    except TypeError as error:
+    except (TypeError, ValueError, SyntaxError) as error:
         raise ChunkwiseError(f"{name} is not a dtype: {value!r}") from error
     if dtype.kind not in NUMERIC_KINDS or dtype.itemsize > 8:
         raise ChunkwiseError(
             f"{name} must be a boolean, integer or float dtype, got {dtype}"
+        )
+    if dtype == np.float16:
+        # An output is also an input to the next run, and inputs refuse float16.
+        raise ChunkwiseError(
+            f"{name} float16 is not supported (chunkwise cannot read it back); "
+            "use float32"
         )
     return dtype.name
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chunkwise.errors import ChunkwiseError
+from chunkwise.errors import BlockError, ChunkwiseError
 from chunkwise.ops._base import Operation
 from chunkwise.ops._params import check_dtype, check_number, check_range
 
@@ -39,12 +39,18 @@ def dtype_range(dtype: np.dtype) -> tuple[float, float]:
 
 
 def to_dtype(
-    values: np.ndarray, dtype: np.dtype, *, scratch: bool = False
+    values: np.ndarray,
+    dtype: np.dtype,
+    *,
+    scratch: bool = False,
+    what: str = "converting",
 ) -> np.ndarray:
     """Convert values to ``dtype``, rounding half to even and clipping into its range.
 
-    NaN becomes 0 for integer targets; any non-zero value is True for booleans.
-    With ``scratch``, ``values`` is a temporary the conversion may overwrite, which
+    Infinities clip to the integer range like any value beyond it, but NaN has no
+    integer value: it raises `BlockError` naming ``what`` (the operation) rather
+    than silently becoming 0. Any non-zero value is True for booleans. With
+    ``scratch``, ``values`` is a temporary the conversion may overwrite, which
     spares a block-sized allocation or two.
     """
     dtype = np.dtype(dtype)
@@ -61,7 +67,12 @@ def to_dtype(
         high = values.dtype.type(min(info.max, source.max))
         return np.clip(values, low, high).astype(dtype)
     rounded = np.rint(values, out=values if scratch else None)
-    np.nan_to_num(rounded, copy=False, nan=0.0, posinf=info.max, neginf=info.min)
+    # min() propagates NaN: one pass, no block-sized mask.
+    if rounded.size and np.isnan(rounded.min()):
+        raise BlockError(
+            f"{what} to {dtype}: the values hold NaN, which has no integer value; "
+            "replace it first (for example with custom:function=numpy:nan_to_num)"
+        )
     return np.clip(rounded, info.min, info.max, out=rounded).astype(dtype)
 
 
@@ -178,7 +189,7 @@ class rescale(_Pointwise):
         values -= in_lo
         values *= (out_hi - out_lo) / (in_hi - in_lo)
         values += out_lo
-        return to_dtype(values, dtype, scratch=True)
+        return to_dtype(values, dtype, scratch=True, what="rescale")
 
 
 @dataclass(frozen=True)
@@ -214,7 +225,8 @@ class astype(_Pointwise):
     Parameters
     ----------
     dtype : str
-        Target dtype, such as ``"uint8"`` or ``"float32"``. NaN becomes 0 for integers.
+        Target dtype, such as ``"uint8"`` or ``"float32"``. Converting NaN to an
+        integer dtype is an error (`chunkwise.BlockError`).
 
     Examples
     --------
@@ -233,7 +245,7 @@ class astype(_Pointwise):
         return np.dtype(self.dtype)
 
     def map(self, data: np.ndarray) -> np.ndarray:
-        return to_dtype(data, np.dtype(self.dtype))
+        return to_dtype(data, np.dtype(self.dtype), what="astype")
 
 
 @dataclass(frozen=True)
