@@ -196,7 +196,7 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(
     viewer.add_image(sample, name="ct")
     widget = _dock(viewer)
     widget.steps.steps[0].fields["sigma"].value = 1.5
-    widget.chunks.value = "32,32,32"
+    widget.chunks.value = "16,16,16"
     target = tmp_path / "out.zarr"
     widget.output.value = target
     widget.run_button.clicked.emit()
@@ -219,7 +219,7 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(
     _wait_for_run(qtbot, widget)
     result = zarr.open_array(target, mode="r")
     assert result.attrs["chunkwise"]["status"] == "complete"
-    uninterrupted = chunkwise.process(sample, ops.gaussian(1.5), chunks=(32, 32, 32))
+    uninterrupted = chunkwise.process(sample, ops.gaussian(1.5), chunks=(16, 16, 16))
     np.testing.assert_array_equal(result[:], uninterrupted[:])
 
 
