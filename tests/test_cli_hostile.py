@@ -311,6 +311,20 @@ def test_closed_stdout_exits_141_quietly(stores, command):
     assert err == ""
 
 
+def test_no_stdout_at_all_is_no_error(stores):
+    # `chunkwise info in.zarr >&-`: Python starts with sys.stdout None.
+    process = subprocess.run(
+        [sys.executable, "-m", "chunkwise.cli", "info", str(stores["in"])],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stderr == ""
+
+
 @pytest.mark.parametrize("delay", [0.05, 0.1, 0.15, 0.2, 0.3])
 def test_ctrl_c_during_start_up_exits_130_without_traceback(delay):
     process = _start("info", "x")

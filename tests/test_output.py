@@ -152,7 +152,9 @@ def test_debris_of_an_interrupted_creation_is_reused(volume, tmp_path):
     path, data = volume
     out = tmp_path / "out.zarr"
     (out / "chunkwise-ledger").mkdir(parents=True)
-    (out / LOCK).write_text("{}")
+    (out / "chunkwise-ledger" / "0").write_bytes(b"")
+    # The record a killed run's lock keeps (its process is long gone).
+    (out / LOCK).write_text('{"pid": 1, "host": "elsewhere", "run_id": "0123"}')
     result = chunkwise.process(path, OP, out)
     np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
 
@@ -332,3 +334,91 @@ def test_an_output_under_a_file_says_so(volume, tmp_path):
     (tmp_path / "afile").write_bytes(b"x")
     with pytest.raises(chunkwise.ChunkwiseError, match="afile"):
         chunkwise.process(path, OP, tmp_path / "afile" / "out.zarr")
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        lambda d: (d / LOCK).write_text("my notes"),
+        lambda d: (
+            (d / "chunkwise-ledger").mkdir()
+            or (d / "chunkwise-ledger" / "2024").write_text("tax")
+        ),
+    ],
+    ids=["lock-named-file", "ledger-named-folder"],
+)
+def test_a_users_files_with_chunkwise_names_are_not_leftovers(volume, tmp_path, plant):
+    path, _ = volume
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    plant(folder)
+    before = _files(folder)
+    for flags in ({}, {"overwrite": True, "force": True}, {"resume": True}):
+        with pytest.raises(chunkwise.ChunkwiseError, match=r"refusing|in use"):
+            chunkwise.process(path, OP, folder, **flags)
+    with pytest.raises(chunkwise.ChunkwiseError, match="refusing"):
+        write_synthetic_ct(folder, (8, 8, 8), overwrite=True)
+    assert _files(folder) == before
+
+
+def test_overwrite_through_a_symlink_replaces_its_target(volume, tmp_path):
+    path, data = volume
+    target = tmp_path / "target.zarr"
+    chunkwise.process(path, ops.invert(), target)
+    link = tmp_path / "link.zarr"
+    link.symlink_to(target)
+    chunkwise.process(path, OP, link, overwrite=True)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(
+        zarr.open_array(target, mode="r")[:], ndimage.gaussian_filter(data, 1)
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.zarr",
+        "link.zarr",
+        "target.zarr",
+    ]
+
+
+def test_resume_refuses_metadata_edited_by_hand(volume, tmp_path):
+    path, _ = volume
+    out = tmp_path / "out.zarr"
+    run = chunkwise.iter_process(path, OP, out, n_jobs=1, block=(16, 16, 16))
+    next(run)
+    run.close()
+    metadata = out / "zarr.json"
+    text = metadata.read_text()
+    assert '"data_type": "uint8"' in text
+    metadata.write_text(text.replace('"data_type": "uint8"', '"data_type": "float64"'))
+    with pytest.raises(chunkwise.ChunkwiseError, match="dtype float64"):
+        chunkwise.process(path, OP, out, resume=True)
+
+
+@pytest.mark.parametrize("codec", ["lz4", "blosc-zstd", "gzip", "none"])
+def test_a_cut_off_chunk_is_found_whatever_the_codec(volume, tmp_path, codec):
+    path, data = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, OP, out, codec=codec, block=(16, 16, 16))
+    chunk = out / "c" / "1" / "0" / "1"
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    assert [p.block for p in verify(out)] == [5]
+    result = chunkwise.process(path, OP, out, resume=True)
+    np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+
+
+def test_a_replacement_that_cannot_start_puts_the_old_output_back(volume, tmp_path):
+    path, _ = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, ops.invert(), out)
+    before = [f for f in _files(out) if f[0] != LOCK]
+    with pytest.raises(chunkwise.ChunkwiseError, match="sharding"):
+        chunkwise.process(
+            path, OP, out, overwrite=True, zarr_format=2, shards=(32, 32, 32)
+        )
+    assert [f for f in _files(out) if f[0] != LOCK] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
+
+
+def test_sample_refuses_a_negative_seed(tmp_path):
+    with pytest.raises(chunkwise.ChunkwiseError, match="seed"):
+        write_synthetic_ct(tmp_path / "s.zarr", (8, 8, 8), seed=-1)
+    assert not (tmp_path / "s.zarr").exists()

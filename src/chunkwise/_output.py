@@ -302,45 +302,71 @@ def _holds_chunkwise_metadata(folder: Path) -> bool:
     return False
 
 
-def _is_debris(root: Path, name: str) -> bool:
-    """Whether ``name`` in ``root`` is chunkwise's own and holds nothing of value.
-
-    The names are matched exactly: a lock file, a ledger of block numbers, a
-    ``.partial`` chunk file, or an in-place trash folder holding a chunkwise
-    output's metadata (or nothing, if its run was killed as it made it).
-    """
-    path = root / name
+def _is_lock_file(path: Path) -> bool:
+    """A chunkwise lock file: a run's record, or empty if it was killed making it."""
     with contextlib.suppress(OSError):
-        if name == LOCK or _PARTIAL.fullmatch(name):
-            return path.is_file() and not path.is_symlink()
-        if name == LEDGER:
-            return path.is_dir() and all(n.isdigit() for n in os.listdir(path))
-        if _INNER_TRASH.fullmatch(name) and path.is_dir() and not path.is_symlink():
+        if path.is_file() and not path.is_symlink():
+            if path.stat().st_size == 0:
+                return True
+            record = _read_record(path)
+            return "run_id" in record and "pid" in record
+    return False
+
+
+def _is_trash(path: Path) -> bool:
+    """An in-place trash folder: empty, or holding a chunkwise output's metadata."""
+    with contextlib.suppress(OSError):
+        if (
+            _INNER_TRASH.fullmatch(path.name)
+            and path.is_dir()
+            and not path.is_symlink()
+        ):
             return not os.listdir(path) or _holds_chunkwise_metadata(path)
     return False
 
 
-def _leftovers(root: Path, names: list[str]) -> list[str] | None:
-    """What to clear where no array is but chunkwise's debris; None if not so.
+def _is_ledger(path: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return path.is_dir() and all(n.isdigit() for n in os.listdir(path))
+    return False
 
-    Besides debris, a replacement in place (of a mount point) that was killed after
-    moving the metadata into its trash leaves the old output's chunks: chunk keys
-    beside a trash folder that holds chunkwise metadata.
+
+def _leftovers(root: Path, names: list[str]) -> list[str] | None:
+    """What to clear where no array is but chunkwise's leftovers; None if not so.
+
+    Only a chunkwise lock file or in-place trash folder proves a folder is
+    chunkwise's; then a ledger and ``.partial`` files are its leftovers too, and,
+    where a replacement in place (of a mount point) was killed after moving the
+    metadata into its trash, the old output's chunk keys. Anything else, or no
+    proof, and the folder is not chunkwise's to clear.
     """
-    debris = [n for n in names if _is_debris(root, n)]
-    rest = [n for n in names if n not in debris and n not in _IGNORED]
-    interrupted = any(
-        _INNER_TRASH.fullmatch(n) and _holds_chunkwise_metadata(root / n)
-        for n in debris
-    )
-    if rest and not (interrupted and all(_CHUNK_KEY.fullmatch(n) for n in rest)):
+    names = [n for n in names if n not in _IGNORED]
+    lock = LOCK in names and _is_lock_file(root / LOCK)
+    trash = [n for n in names if _is_trash(root / n)]
+    if names and not (lock or trash):
         return None
-    return [n for n in debris + rest if n != LOCK]
+    interrupted = any(_holds_chunkwise_metadata(root / n) for n in trash)
+    leftovers = []
+    for name in names:
+        path = root / name
+        if name == LOCK and lock:
+            continue
+        if (
+            name in trash
+            or (name == LEDGER and _is_ledger(path))
+            or (_PARTIAL.fullmatch(name) and path.is_file())
+            or (interrupted and _CHUNK_KEY.fullmatch(name))
+        ):
+            leftovers.append(name)
+        else:
+            return None
+    return leftovers
 
 
 def local_root(store: Any) -> Path | None:
     """The directory of a local output store, None for other stores."""
-    return Path(os.path.abspath(store.root)) if isinstance(store, LocalStore) else None
+    # Through symlinks: replacing an output replaces what the link points to.
+    return Path(store.root).resolve() if isinstance(store, LocalStore) else None
 
 
 def inspect_output(store: Any, *, locked: bool = False) -> Existing:
@@ -417,15 +443,22 @@ class Claim:
             self.lock.release()
 
     def abandon(self) -> None:
-        """Undo a claim whose run never started: remove what it made."""
-        self.purge()
-        self.release()
-        if self.made and self.root is not None:
+        """Undo a claim whose run never started: remove what it made.
+
+        An old output it had renamed aside goes back in place.
+        """
+        root = self.root
+        if self.made and root is not None and self.lock is not None:
             with contextlib.suppress(OSError):
-                for name in os.listdir(self.root):
-                    if _is_debris(self.root, name):
-                        _remove(self.root / name)
-                self.root.rmdir()
+                for name in _leftovers(root, os.listdir(root)) or []:
+                    _remove(root / name)
+                self.lock.release()
+                root.rmdir()
+        self.release()
+        for trash in self.trash:
+            if root is not None and trash.parent == root.parent:
+                with contextlib.suppress(OSError):
+                    os.rename(trash, root)
 
 
 def _remove(path: Path) -> None:
@@ -513,11 +546,7 @@ def _prepare(claim: Claim, store: Any, found: Existing, *, replace: bool) -> Non
     elif replace:
         _set_aside(claim)
     else:
-        claim.trash.extend(
-            root / n
-            for n in os.listdir(root)
-            if _INNER_TRASH.fullmatch(n) and _is_debris(root, n)
-        )
+        claim.trash.extend(root / n for n in os.listdir(root) if _is_trash(root / n))
 
 
 def _claim_new(root: Path, record: dict[str, Any]) -> Claim:
@@ -537,13 +566,9 @@ def _claim_new(root: Path, record: dict[str, Any]) -> Claim:
         raise ChunkwiseError(
             f"cannot create the output: {reason(error, root)}"
         ) from None
-    claim = Claim(root, None, made=True)
-    try:
-        claim.lock = OutputLock(root, record).acquire()
-    except BaseException:
-        claim.abandon()
-        raise
-    return claim
+    # Another run may take the new folder's lock first; then it is that run's, and
+    # this one only reports it.
+    return Claim(root, OutputLock(root, record).acquire(), made=True)
 
 
 def _unheld(folder: Path) -> bool:

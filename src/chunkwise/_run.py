@@ -355,7 +355,11 @@ class Run:
         self.done_at_start = int(self._done_mask.sum())
 
     def _start(self) -> None:
+        recipe = provenance(self.output).get("recipe", {})
         fields: dict[str, Any] = {
+            # What the run record says, over any hand edit of the summary fields.
+            "operation": recipe.get("operation"),
+            "input": recipe.get("input"),
             "status": "running",
             "started": now(),
             "finished": None,
@@ -582,6 +586,30 @@ def _check_fingerprint(output: zarr.Array, fingerprint: dict[str, Any]) -> None:
         )
 
 
+def _check_layout(output: zarr.Array, plan: Plan, zarr_format: int) -> None:
+    """Refuse to resume an output whose metadata no longer says what its record does."""
+    actual = {
+        "shape": tuple(output.shape),
+        "dtype": np.dtype(output.dtype),
+        "chunks": tuple(output.chunks),
+        "shards": None if output.shards is None else tuple(output.shards),
+        "zarr format": output.metadata.zarr_format,
+    }
+    recorded = {
+        "shape": plan.shape,
+        "dtype": plan.dtype,
+        "chunks": plan.chunks,
+        "shards": plan.shards,
+        "zarr format": zarr_format,
+    }
+    for name, value in actual.items():
+        if value != recorded[name]:
+            raise ChunkwiseError(
+                f"cannot resume: the output's metadata gives {name} {value}, its run "
+                f"record {recorded[name]}; use overwrite to start again"
+            )
+
+
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
 
@@ -658,6 +686,7 @@ def _open_output(
         output = zarr.open_array(store=store, mode="r+")
         if provenance(output).get("recipe") != recipe:
             raise ChunkwiseError("the output changed while this run started; try again")
+        _check_layout(output, plan, recipe["output"]["zarr_format"])
         return output
     output = recipe["output"]
     attributes: dict[str, Any] = {

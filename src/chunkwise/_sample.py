@@ -142,6 +142,8 @@ def write_synthetic_ct(
         If ``out`` holds anything else, or is in use by a run.
     """
     shape, chunks = _check_shape(shape, "shape"), _check_shape(chunks, "chunks")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ChunkwiseError(f"seed must be a whole number >= 0, got {seed!r}")
     if math.prod(shape) > MAX_VOXELS:
         raise ChunkwiseError(
             f"a {'x'.join(map(str, shape))} sample is {math.prod(shape):.3g} voxels; "

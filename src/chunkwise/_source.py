@@ -335,6 +335,15 @@ class ChunkFiles:
             raw = self.path(index).read_bytes()
         except FileNotFoundError:
             return None
+        if isinstance(self.codec, numcodecs.Blosc):
+            # Blosc decodes a cut-off file without complaint: its header says how
+            # long the file must be.
+            # (Blosc 1 header: bytes 12-16 hold the frame's length, little-endian.)
+            cbytes = int.from_bytes(raw[12:16], "little") if len(raw) >= 16 else -1
+            if cbytes != len(raw):
+                raise ValueError(
+                    f"chunk file is {len(raw)} bytes, its Blosc header says {cbytes}"
+                )
         if self.codec is not None:
             raw = self.codec.decode(raw)
         data = np.frombuffer(raw, self.stored_dtype).reshape(self.array.chunks)

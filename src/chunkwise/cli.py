@@ -87,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     command: list[str] = []
     restore: Callable[[], None] = lambda: None  # noqa: E731
+    if sys.stdout is None:
+        # Started with standard output closed (`>&-`): what it prints goes nowhere.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     try:
         restore = _signals_as_interrupts()
         code = _main(argv, command)
