@@ -83,10 +83,20 @@ def _signals_as_interrupts() -> Callable[[], None]:
     return restore
 
 
+_QUIET_LOKY = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     command: list[str] = []
     restore: Callable[[], None] = lambda: None  # noqa: E731
+    # loky's resource tracker, a process of its own, reports the semaphores of a
+    # killed or failed run as "leaked" while it cleans them up: noise, not news.
+    warnings_option = os.environ.get("PYTHONWARNINGS", "")
+    if _QUIET_LOKY not in warnings_option:
+        os.environ["PYTHONWARNINGS"] = ",".join(
+            filter(None, (warnings_option, _QUIET_LOKY))
+        )
     if sys.stdout is None:
         # Started with standard output closed (`>&-`): what it prints goes nowhere.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
