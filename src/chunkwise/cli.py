@@ -88,6 +88,30 @@ _QUIET_LOKY = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracke
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    code = _guarded_main(argv)
+    if argv is None:
+        _ignore_late_signals()
+    return code
+
+
+def _ignore_late_signals() -> None:
+    """Once the command is over and has reported, signals are ignored.
+
+    The interpreter takes about 0.15 s to shut down (joblib's and zarr's threads,
+    then its modules), and part of that comes after Python hands signals back to
+    their default action: a SIGTERM then killed a run that had finished, and its
+    exit code said so. Ignoring them (SIG_IGN outlives that hand-back) lets the
+    process end with the command's own exit code.
+    """
+    import signal
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def _guarded_main(argv: Sequence[str] | None) -> int:
     command: list[str] = []
     restore: Callable[[], None] = lambda: None  # noqa: E731
     # loky's resource tracker, a process of its own, reports the semaphores of a
