@@ -311,6 +311,26 @@ def test_closed_stdout_exits_141_quietly(stores, command):
     assert err == ""
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_after_the_command_is_over_does_not_kill_it(signum):
+    # Python shuts down for about 0.15 s after a run, partly with default signal
+    # actions: a late SIGTERM killed a finished run, exit -15.
+    code = (
+        "import os, sys\n"
+        "from chunkwise.cli import main\n"
+        "sys.argv = ['chunkwise', 'ops']\n"
+        "code = main()\n"
+        f"os.kill(os.getpid(), {int(signum)})\n"
+        "print('still here', file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stderr == "still here\n"
+
+
 def test_no_stdout_at_all_is_no_error(stores):
     # `chunkwise info in.zarr >&-`: Python starts with sys.stdout None.
     process = subprocess.run(
