@@ -391,6 +391,8 @@ def test_resume_refuses_metadata_edited_by_hand(volume, tmp_path):
     metadata.write_text(text.replace('"data_type": "uint8"', '"data_type": "float64"'))
     with pytest.raises(chunkwise.ChunkwiseError, match="dtype float64"):
         chunkwise.process(path, OP, out, resume=True)
+    with pytest.raises(chunkwise.ChunkwiseError, match="dtype float64"):
+        verify(out)
 
 
 @pytest.mark.parametrize("codec", ["lz4", "blosc-zstd", "gzip", "none"])

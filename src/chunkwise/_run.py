@@ -60,7 +60,12 @@ from chunkwise._store import (
     update_provenance,
     written_map,
 )
-from chunkwise._verify import check_blocks, forget_block, remove_partials
+from chunkwise._verify import (
+    check_blocks,
+    forget_block,
+    layout_mismatch,
+    remove_partials,
+)
 from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
 from chunkwise.ops._base import evaluate
 from chunkwise.ops._catalogue import as_operation
@@ -586,30 +591,6 @@ def _check_fingerprint(output: zarr.Array, fingerprint: dict[str, Any]) -> None:
         )
 
 
-def _check_layout(output: zarr.Array, plan: Plan, zarr_format: int) -> None:
-    """Refuse to resume an output whose metadata no longer says what its record does."""
-    actual = {
-        "shape": tuple(output.shape),
-        "dtype": np.dtype(output.dtype),
-        "chunks": tuple(output.chunks),
-        "shards": None if output.shards is None else tuple(output.shards),
-        "zarr format": output.metadata.zarr_format,
-    }
-    recorded = {
-        "shape": plan.shape,
-        "dtype": plan.dtype,
-        "chunks": plan.chunks,
-        "shards": plan.shards,
-        "zarr format": zarr_format,
-    }
-    for name, value in actual.items():
-        if value != recorded[name]:
-            raise ChunkwiseError(
-                f"cannot resume: the output's metadata gives {name} {value}, its run "
-                f"record {recorded[name]}; use overwrite to start again"
-            )
-
-
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
 
@@ -686,7 +667,11 @@ def _open_output(
         output = zarr.open_array(store=store, mode="r+")
         if provenance(output).get("recipe") != recipe:
             raise ChunkwiseError("the output changed while this run started; try again")
-        _check_layout(output, plan, recipe["output"]["zarr_format"])
+        problem = layout_mismatch(output, recipe["output"])
+        if problem:
+            raise ChunkwiseError(
+                f"cannot resume: {problem}; use overwrite to start again"
+            )
         return output
     output = recipe["output"]
     attributes: dict[str, Any] = {

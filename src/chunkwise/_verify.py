@@ -34,6 +34,7 @@ __all__ = [
     "check_blocks",
     "find_problems",
     "forget_block",
+    "layout_mismatch",
     "remove_partials",
     "verify",
 ]
@@ -144,6 +145,24 @@ def forget_block(output: zarr.Array, box: Box) -> None:
         sync(store.delete(prefix + output.metadata.encode_chunk_key(unit)))
 
 
+def layout_mismatch(output: zarr.Array, recorded: Any) -> str | None:
+    """How an output's metadata differs from its run record's layout, or None."""
+    actual = {
+        "shape": list(output.shape),
+        "dtype": np.dtype(output.dtype).name,
+        "chunks": list(output.chunks),
+        "shards": None if output.shards is None else list(output.shards),
+        "zarr_format": output.metadata.zarr_format,
+    }
+    for name, value in actual.items():
+        if recorded.get(name) != value:
+            return (
+                f"the output's metadata gives {name.replace('_', ' ')} {value}, its "
+                f"run record {recorded.get(name)}"
+            )
+    return None
+
+
 def remove_partials(root: Path) -> int:
     """Delete the ``*.partial`` files a killed writer left; how many there were."""
     removed = 0
@@ -198,6 +217,9 @@ def verify(out: Any, *, n_jobs: int | None = None) -> list[Problem]:
         raise ChunkwiseError(
             f"{out} has no chunkwise run record to verify against"
         ) from None
+    problem = layout_mismatch(array, layout)
+    if problem:
+        raise ChunkwiseError(f"{out}: {problem}; start again with overwrite")
     done = np.flatnonzero(Ledger.of(array).done(count))
     jobs = joblib.cpu_count() if n_jobs is None else max(1, int(n_jobs))
     return find_problems(array, done, block_shape, jobs)
