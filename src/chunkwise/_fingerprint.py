@@ -19,6 +19,8 @@ import numpy as np
 import zarr
 from zarr.storage import FsspecStore, LocalStore
 
+from chunkwise._keys import stored_units
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
@@ -121,7 +123,7 @@ def list_input(array: Any) -> Listing | None:
         listed = sorted(files)
     except (OSError, NotImplementedError):
         return None
-    unit = array.shards or array.chunks
+    unit = stored_units(array)
     grid = tuple(math.ceil(n / c) for n, c in zip(array.shape, unit, strict=True))
     digest = hashlib.sha256()
     stored = []

@@ -12,10 +12,19 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-__all__ = ["Box", "ceil_div", "chunk_boxes", "spatial_axes", "wrapped_pieces"]
+__all__ = [
+    "Box",
+    "block_box",
+    "ceil_div",
+    "chunk_boxes",
+    "spatial_axes",
+    "wrapped_pieces",
+]
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -151,3 +160,14 @@ def wrapped_pieces(box: Box, shape: Sequence[int]) -> Iterator[tuple[Box, Box]]:
             offset, tuple(o + s for o, s in zip(offset, source.shape, strict=True))
         )
         yield source, target
+
+
+def block_box(index: int, shape: Sequence[int], block_shape: Sequence[int]) -> Box:
+    """The output box of block ``index`` (C order over the block grid)."""
+    grid = tuple(ceil_div(n, b) for n, b in zip(shape, block_shape, strict=True))
+    position = np.unravel_index(index, grid)
+    start = tuple(int(p) * b for p, b in zip(position, block_shape, strict=True))
+    stop = tuple(
+        min(s + b, n) for s, b, n in zip(start, block_shape, shape, strict=True)
+    )
+    return Box(start, stop)

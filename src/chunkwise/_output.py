@@ -468,44 +468,20 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _refusal(found: Existing, root: Any, *, resume: bool) -> str | None:
-    """Why an output that holds ``found`` may not be replaced, or None."""
-    where = root if root is not None else "the output location"
-    if found.found is Found.OTHER:
-        detail = f" ({found.detail})" if found.detail else ""
-        return f"{where} holds {found.found.value}{detail}; refusing to replace it"
-    if found.found is Found.FOREIGN:
-        return (
-            f"{where} holds {found.found.value}; refusing to replace it "
-            "(pass force (--force) with overwrite to replace it anyway)"
-        )
-    if found.found is Found.BROKEN and resume:
-        return (
-            f"cannot resume {where}: its metadata cannot be read ({found.detail}); "
-            "use overwrite to start again"
-        )
-    return None
-
-
 def claim_output(
     store: Any,
     found: Existing,
     *,
     run_id: str,
     replace: bool,
-    force: bool = False,
 ) -> Claim:
     """Take ownership of the output location before anything is written to it.
 
-    ``replace``: an existing output is to be replaced (overwrite); otherwise the
-    caller resumes it or there is none. Raises `ChunkwiseError` without changing
-    anything if the location is locked or holds something not to be replaced.
+    The caller has decided from ``found`` that what is there may be used:
+    ``replace`` it (overwrite), or resume it. Raises `ChunkwiseError` without
+    changing anything if the location is locked, or changed since ``found``.
     """
     root = local_root(store)
-    if found.found is Found.FOREIGN and replace and not force:
-        raise ChunkwiseError(_refusal(found, root, resume=False))
-    if found.found is Found.OTHER:
-        raise ChunkwiseError(_refusal(found, root, resume=False))
     if root is None:
         return Claim(None, None)
     record = process_identity() | {"run_id": run_id, "since": now()}

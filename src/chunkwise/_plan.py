@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chunkwise._geometry import Box, ceil_div, spatial_axes
+from chunkwise._geometry import Box, block_box, ceil_div, spatial_axes
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
@@ -84,15 +84,7 @@ class Plan:
 
     def block(self, index: int) -> Block:
         """The block with linear (C-order) ``index``."""
-        position = np.unravel_index(index, self.grid)
-        start = tuple(
-            int(p) * b for p, b in zip(position, self.block_shape, strict=True)
-        )
-        stop = tuple(
-            min(s + b, n)
-            for s, b, n in zip(start, self.block_shape, self.shape, strict=True)
-        )
-        box = Box(start, stop)
+        box = block_box(index, self.shape, self.block_shape)
         return Block(
             index, box, self.op.input_box(box, self.input_shape).clip(self.input_shape)
         )

@@ -34,6 +34,7 @@ from chunkwise import __version__
 from chunkwise._api import check_n_jobs
 from chunkwise._fingerprint import changes, list_input
 from chunkwise._geometry import Box
+from chunkwise._keys import chunk_key, stored_units
 from chunkwise._output import (
     Claim,
     Existing,
@@ -218,12 +219,12 @@ class _Job:
                 block.box,
             )
             if self.writer is not None:
-                self.writer.write(block.box, data)
+                written = self.writer.write(block.box, data)
             else:
                 if self.fence is not None:
                     self.fence.check()
                 self.output[block.box.slices] = data
-            written = written_map(self.output, block.box, data)
+                written = written_map(self.output, block.box, data)
         except BlockError as error:
             raise BlockError(f"{where}: {error}") from error
         except OSError as error:
@@ -603,14 +604,13 @@ def _compression(source: Source, samples: int = 16) -> float:
     array = source.array
     if not isinstance(array, zarr.Array):
         return 1.0
-    unit = array.shards or array.chunks
+    unit = stored_units(array)
     grid = [math.ceil(n / c) for n, c in zip(array.shape, unit, strict=True)]
     count = math.prod(grid)
     picks = sorted({int(i) for i in np.linspace(0, count - 1, min(samples, count))})
-    prefix = f"{array.store_path.path}/" if array.store_path.path else ""
     stored = 0
     for flat in picks:
-        key = prefix + array.metadata.encode_chunk_key(np.unravel_index(flat, grid))
+        key = chunk_key(array, np.unravel_index(flat, grid))
         with contextlib.suppress(Exception):
             stored += sync(array.store_path.store.getsize(key))
     decoded = len(picks) * math.prod(unit) * source.dtype.itemsize
@@ -792,9 +792,7 @@ def iter_process(
         _check_recipe(found, recipe)
     if check_space:
         _check_resources(plan, store, n_jobs, opened)
-    claim = claim_output(
-        store, found, run_id=new_run_id(), replace=overwrite, force=force
-    )
+    claim = claim_output(store, found, run_id=new_run_id(), replace=overwrite)
     try:
         output = _open_output(store, found, recipe, plan, resume=resuming)
     except OSError as error:

@@ -23,6 +23,7 @@ from zarr.storage import LocalStore, ZipStore
 
 from chunkwise._cache import ChunkCache
 from chunkwise._geometry import Box, chunk_boxes
+from chunkwise._keys import all_fill, chunk_key, stored_index
 from chunkwise._remote import DEFAULT_TIMEOUT, check_timeout, open_url
 from chunkwise.errors import BlockError, ChunkwiseError
 
@@ -168,33 +169,32 @@ class Source:
             lambda piece: piece.box.contains(need),
         )
 
+    def _is_stored(self, index: tuple[int, ...]) -> bool:
+        """Whether the key holding chunk ``index`` (its shard, if sharded) exists."""
+        store = self.array.store_path.store
+        try:
+            return sync(store.exists(chunk_key(self.array, self._unit(index))))
+        except Exception as error:
+            raise BlockError(
+                f"input chunk {index} of {self.location} could not be read: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+    def _unit(self, index: tuple[int, ...]) -> tuple[int, ...]:
+        return stored_index(self.array, index)
+
     def _require_stored(self, box: Box) -> None:
         """Raise if a chunk under ``box`` was never written (``missing="error"``).
 
         In a sharded array the check is per shard: the shard index tells which inner
         chunks were written only after reading it.
         """
-        array = self.array
-        ratio = (1,) * len(self.shape)
-        if array.shards is not None:
-            ratio = tuple(
-                s // c for s, c in zip(array.shards, array.chunks, strict=True)
-            )
-        prefix = f"{array.store_path.path}/" if array.store_path.path else ""
         for index, _ in chunk_boxes(box, self.chunks, self.shape):
-            stored = tuple(i // r for i, r in zip(index, ratio, strict=True))
-            key = prefix + array.metadata.encode_chunk_key(stored)
-            try:
-                there = sync(array.store_path.store.exists(key))
-            except Exception as error:
+            if not self._is_stored(index):
                 raise BlockError(
-                    f"input chunk {index} of {self.location} could not be read: "
-                    f"{type(error).__name__}: {error}"
-                ) from error
-            if not there:
-                raise BlockError(
-                    f"input chunk {index} of {self.location} is missing (no {key!r}); "
-                    "pass missing='fill' to read missing chunks as the fill value"
+                    f"input chunk {index} of {self.location} is missing (no "
+                    f"{chunk_key(self.array, self._unit(index))!r}); pass "
+                    "missing='fill' to read missing chunks as the fill value"
                 )
 
     @functools.cached_property
@@ -233,16 +233,9 @@ class Source:
         data.flags.writeable = False
         return data
 
-    def _stored_index(self, index: tuple[int, ...]) -> tuple[int, ...]:
-        shards = self.array.shards
-        if shards is None:
-            return index
-        ratio = (s // c for s, c in zip(shards, self.array.chunks, strict=True))
-        return tuple(i // r for i, r in zip(index, ratio, strict=True))
-
     def _check_not_vanished(self, index: tuple[int, ...]) -> None:
         """Raise if chunk ``index`` existed when the run started."""
-        if self.listing is not None and self.listing.had(self._stored_index(index)):
+        if self.listing is not None and self.listing.had(self._unit(index)):
             raise BlockError(
                 f"input chunk {index} of {self.location} vanished during the run "
                 "(it existed when the run started)"
@@ -254,16 +247,15 @@ class Source:
         zarr reads a chunk whose file is gone as the fill value; only a chunk that
         is all fill value can be one, and only those are looked up.
         """
-        array = self.array
-        fill = np.asarray(array.fill_value, array.dtype)
-        prefix = f"{array.store_path.path}/" if array.store_path.path else ""
+        fill = np.asarray(self.array.fill_value, self.dtype)
         for index, chunk_box in chunk_boxes(box, self.chunks, self.shape):
             part = data[box.intersect(chunk_box).relative_to(box)]
-            stored = self._stored_index(index)
-            if (part == fill).all() and self.listing.had(stored):
-                key = prefix + array.metadata.encode_chunk_key(stored)
-                if not sync(array.store_path.store.exists(key)):
-                    self._check_not_vanished(index)
+            if (
+                all_fill(part, fill)
+                and self.listing.had(self._unit(index))
+                and not self._is_stored(index)
+            ):
+                self._check_not_vanished(index)
 
 
 def _numcodecs(codec: Any) -> Any:
@@ -326,8 +318,7 @@ class ChunkFiles:
 
     def path(self, index: tuple[int, ...]) -> Path:
         """The file of chunk ``index``."""
-        key = self.array.metadata.encode_chunk_key(index)
-        return self.root / self.array.store_path.path / key
+        return self.root / chunk_key(self.array, index)
 
     def read(self, index: tuple[int, ...], box: Box) -> np.ndarray | None:
         """Chunk ``index``, clipped to its extent ``box``; None if never written."""

@@ -25,10 +25,13 @@ from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore, MemoryStore, ZipStore
 
 from chunkwise._geometry import Box, chunk_boxes
+from chunkwise._keys import all_fill, stored_units
 from chunkwise._source import ChunkFiles, is_url
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from chunkwise._output import Fence
     from chunkwise._source import Source
 
@@ -267,17 +270,23 @@ class ChunkWriter:
             return None
         return cls(files, fence)
 
-    def write(self, box: Box, data: np.ndarray) -> None:
-        """Write ``data``, which covers whole chunks, over ``box``."""
+    def write(self, box: Box, data: np.ndarray) -> bytes:
+        """Write ``data``, which covers whole chunks, over ``box``.
+
+        Returns its `written_map`: the writer already knows which chunks it stored.
+        """
         files = self.files
         array = files.array
         fill = np.asarray(array.fill_value, array.dtype)
+        written = []
         for index, chunk_box in chunk_boxes(box, array.chunks, array.shape):
             part = data[chunk_box.relative_to(box)]
             path = files.path(index)
             if self.fence is not None:
                 self.fence.check()
-            if all_fill(part, fill):
+            empty = all_fill(part, fill)
+            written.append(not empty)
+            if empty:
                 path.unlink(missing_ok=True)
                 continue
             if part.shape != tuple(array.chunks):
@@ -295,18 +304,7 @@ class ChunkWriter:
                 os.replace(partial, path)
             finally:
                 partial.unlink(missing_ok=True)
-
-
-def all_fill(part: np.ndarray, fill: np.ndarray) -> bool:
-    """Whether every value of ``part`` is the fill value (NaN matching NaN)."""
-    if part.dtype.kind in "fc" and np.isnan(fill):
-        return bool(np.isnan(part).all())
-    return not (part != fill).any()
-
-
-def stored_units(array: zarr.Array) -> tuple[int, ...]:
-    """The shape of what is stored as one key: a shard, or else a chunk."""
-    return tuple(array.shards or array.chunks)
+        return _pack(written)
 
 
 def written_map(array: zarr.Array, box: Box, data: np.ndarray) -> bytes:
@@ -317,11 +315,14 @@ def written_map(array: zarr.Array, box: Box, data: np.ndarray) -> bytes:
     file lost later is noticed, not read as fill values.
     """
     fill = np.asarray(array.fill_value, array.dtype)
-    bits = [
+    return _pack(
         not all_fill(data[unit.relative_to(box)], fill)
         for _, unit in chunk_boxes(box, stored_units(array), array.shape)
-    ]
-    return np.packbits(np.array(bits, dtype=bool)).tobytes()
+    )
+
+
+def _pack(bits: Iterable[bool]) -> bytes:
+    return np.packbits(np.fromiter(bits, dtype=bool)).tobytes()
 
 
 def provenance(array: zarr.Array) -> dict[str, Any]:

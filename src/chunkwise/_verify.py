@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from zarr.core.sync import sync
 
-from chunkwise._geometry import Box, ceil_div, chunk_boxes
+from chunkwise._geometry import Box, block_box, chunk_boxes
+from chunkwise._keys import chunk_key, stored_units
 from chunkwise._source import ChunkFiles
-from chunkwise._store import Ledger, stored_units
+from chunkwise._store import Ledger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Problem",
-    "block_box",
     "check_blocks",
     "find_problems",
     "forget_block",
@@ -53,17 +53,6 @@ class Problem:
         return f"block {self.block}{where}: {self.error}"
 
 
-def block_box(index: int, shape: Sequence[int], block_shape: Sequence[int]) -> Box:
-    """The output box of block ``index`` (C order over the block grid)."""
-    grid = tuple(ceil_div(n, b) for n, b in zip(shape, block_shape, strict=True))
-    position = np.unravel_index(index, grid)
-    start = tuple(int(p) * b for p, b in zip(position, block_shape, strict=True))
-    stop = tuple(
-        min(s + b, n) for s, b, n in zip(start, block_shape, shape, strict=True)
-    )
-    return Box(start, stop)
-
-
 def _missing(
     output: zarr.Array, index: int, box: Box, written: bytes
 ) -> Problem | None:
@@ -71,12 +60,10 @@ def _missing(
     if not written:
         return None
     bits = np.unpackbits(np.frombuffer(written, np.uint8))
-    store, prefix = output.store_path.store, output.store_path.path
-    prefix = f"{prefix}/" if prefix else ""
+    store = output.store_path.store
     units = chunk_boxes(box, stored_units(output), output.shape)
     for bit, (unit, _) in zip(bits, units, strict=False):
-        key = prefix + output.metadata.encode_chunk_key(unit)
-        if bit and not sync(store.exists(key)):
+        if bit and not sync(store.exists(chunk_key(output, unit))):
             return Problem(index, unit, "its chunk is missing")
     return None
 
@@ -139,10 +126,9 @@ def check_blocks(
 
 def forget_block(output: zarr.Array, box: Box) -> None:
     """Delete the stored chunks (shards) of a block, to write it anew."""
-    store, prefix = output.store_path.store, output.store_path.path
-    prefix = f"{prefix}/" if prefix else ""
+    store = output.store_path.store
     for unit, _ in chunk_boxes(box, stored_units(output), output.shape):
-        sync(store.delete(prefix + output.metadata.encode_chunk_key(unit)))
+        sync(store.delete(chunk_key(output, unit)))
 
 
 def layout_mismatch(output: zarr.Array, recorded: Any) -> str | None:
