@@ -6,9 +6,9 @@ unexpected error, 128 + the signal number when cancelled (130 Ctrl-C, 143 SIGTER
 Every failure is one line on stderr, never a traceback (``CHUNKWISE_DEBUG=1`` shows
 the traceback of an unexpected error).
 
-Only the standard library's lightest modules load before `main` takes charge: the
-rest (argparse, zarr, numpy, scipy) loads inside it, so a Ctrl-C at any moment of
-start-up is handled like one during a run.
+The console script (`chunkwise._console`) takes over the stop signals before it
+imports this module; the rest (argparse, zarr, numpy, scipy) loads inside `main`,
+so a Ctrl-C at any moment of start-up is handled like one during a run.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import sys
 import warnings
 
+from chunkwise._signals import ignore_stop_signals, report_stop, signals_as_interrupts
 from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
 
 TYPE_CHECKING = False
@@ -33,14 +34,6 @@ MAX_SAMPLE_VOXELS = 2**36
 EXIT_BROKEN_PIPE = 128 + 13
 
 
-class Interrupted(KeyboardInterrupt):
-    """A signal asked the command to stop; handled as Ctrl-C is."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
 class _UsageError(Exception):
     """A bad command line, already worded for the user."""
 
@@ -48,39 +41,6 @@ class _UsageError(Exception):
 def _one_line(text: object) -> str:
     lines = (line.strip() for line in str(text).splitlines())
     return "; ".join(line for line in lines if line)
-
-
-def _signals_as_interrupts() -> Callable[[], None]:
-    """Make SIGINT, SIGTERM and SIGHUP raise `Interrupted` in the main thread.
-
-    A run then stops as on Ctrl-C: the output is marked cancelled and can be
-    resumed. A second signal of the same kind acts as it would have without
-    chunkwise (it kills). Signals the caller ignores (``nohup``) stay ignored.
-    Returns the function that puts the previous handlers back.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {}
-
-    def interrupt(signum: int, frame: object) -> None:
-        signal.signal(signum, previous[signum])
-        raise Interrupted(signum)
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        signum = getattr(signal, name, None)
-        if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
-            continue
-        previous[signum] = signal.getsignal(signum) or signal.SIG_DFL
-        signal.signal(signum, interrupt)
-
-    def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    return restore
 
 
 _QUIET_LOKY = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
@@ -103,12 +63,7 @@ def _ignore_late_signals() -> None:
     exit code said so. Ignoring them (SIG_IGN outlives that hand-back) lets the
     process end with the command's own exit code.
     """
-    import signal
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        signum = getattr(signal, name, None)
-        if signum is not None:
-            signal.signal(signum, signal.SIG_IGN)
+    ignore_stop_signals()
 
 
 def _guarded_main(argv: Sequence[str] | None) -> int:
@@ -125,7 +80,7 @@ def _guarded_main(argv: Sequence[str] | None) -> int:
         # Started with standard output closed (`>&-`): what it prints goes nowhere.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     try:
-        restore = _signals_as_interrupts()
+        restore = signals_as_interrupts()
         code = _main(argv, command)
         sys.stdout.flush()
         return code
@@ -139,13 +94,8 @@ def _guarded_main(argv: Sequence[str] | None) -> int:
         print(f"chunkwise: run failed: {_one_line(error)}", file=sys.stderr)
         return 1
     except (Cancelled, KeyboardInterrupt) as stop:
-        import signal
-
-        signum = getattr(stop, "signum", signal.SIGINT)
         hint = "; run again with --resume to finish" if command == ["run"] else ""
-        name = signal.Signals(signum).name
-        print(f"chunkwise: cancelled ({name}){hint}", file=sys.stderr)
-        return 128 + signum
+        return report_stop(stop, hint)
     except BrokenPipeError:
         _discard_stdout()
         return EXIT_BROKEN_PIPE
