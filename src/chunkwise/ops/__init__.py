@@ -28,7 +28,15 @@ from chunkwise.ops._filters import (
     uniform,
     unsharp_mask,
 )
-from chunkwise.ops._pointwise import astype, clip, gamma, invert, rescale, threshold
+from chunkwise.ops._pointwise import (
+    astype,
+    clip,
+    copy,
+    gamma,
+    invert,
+    rescale,
+    threshold,
+)
 from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "astype",
     "chain",
     "clip",
+    "copy",
     "custom",
     "describe",
     "difference_of_gaussians",

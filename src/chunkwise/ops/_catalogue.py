@@ -23,7 +23,15 @@ from chunkwise.ops._filters import (
     uniform,
     unsharp_mask,
 )
-from chunkwise.ops._pointwise import astype, clip, gamma, invert, rescale, threshold
+from chunkwise.ops._pointwise import (
+    astype,
+    clip,
+    copy,
+    gamma,
+    invert,
+    rescale,
+    threshold,
+)
 from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
 CATALOGUE: dict[str, type[Operation]] = {
     op.name: op
     for op in (
+        copy,
         clip,
         threshold,
         rescale,

@@ -15,7 +15,16 @@ from chunkwise.ops._params import check_dtype, check_number, check_range
 if TYPE_CHECKING:
     from chunkwise._geometry import Box
 
-__all__ = ["astype", "clip", "gamma", "invert", "rescale", "threshold", "to_dtype"]
+__all__ = [
+    "astype",
+    "clip",
+    "copy",
+    "gamma",
+    "invert",
+    "rescale",
+    "threshold",
+    "to_dtype",
+]
 
 
 class _Pointwise(Operation):
@@ -190,6 +199,27 @@ class rescale(_Pointwise):
         values *= (out_hi - out_lo) / (in_hi - in_lo)
         values += out_lo
         return to_dtype(values, dtype, scratch=True, what="rescale")
+
+
+@dataclass(frozen=True)
+class copy(_Pointwise):
+    """The input unchanged: what ``chunkwise run`` does with no operation.
+
+    Converting is a run like any other: into another chunk layout or codec, or an
+    OME-Zarr pyramid, exactly, resumably and in parallel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> copy()(np.array([[0, 200]], np.uint8))
+    array([[  0, 200]], dtype=uint8)
+    """
+
+    name = "copy"
+    label_like = True
+
+    def map(self, data: np.ndarray) -> np.ndarray:
+        return data
 
 
 @dataclass(frozen=True)
