@@ -221,7 +221,7 @@ def test_loky_cannot_write_to_memory(volume):
 def test_a_group_at_the_output_is_refused(volume, tmp_path):
     out = tmp_path / "group.zarr"
     zarr.open_group(out, mode="w")
-    with pytest.raises(chunkwise.ChunkwiseError, match="group, not an array"):
+    with pytest.raises(chunkwise.ChunkwiseError, match="Zarr group, not an image"):
         chunkwise.process(volume, ops.invert(), out, overwrite=True)
 
 

@@ -281,7 +281,8 @@ class Existing:
     """The result of `inspect_output`."""
 
     found: Found
-    array: zarr.Array | None = None
+    #: What holds the record: the array, or an OME-Zarr image's group.
+    array: zarr.Array | zarr.Group | None = None
     detail: str = ""
     #: For `Found.EMPTY`: the names to clear before the directory is used.
     leftovers: list[str] = field(default_factory=list)
@@ -331,11 +332,20 @@ def _is_ledger(path: Path) -> bool:
     return False
 
 
+def _is_bare_level(path: Path) -> bool:
+    """A pyramid level made before its image's group: metadata and nothing else."""
+    with contextlib.suppress(OSError):
+        if path.name.isdigit() and path.is_dir() and not path.is_symlink():
+            return set(os.listdir(path)) <= set(_METADATA)
+    return False
+
+
 def _leftovers(root: Path, names: list[str]) -> list[str] | None:
     """What to clear where no array is but chunkwise's leftovers; None if not so.
 
     Only a chunkwise lock file or in-place trash folder proves a folder is
-    chunkwise's; then a ledger and ``.partial`` files are its leftovers too, and,
+    chunkwise's; then a ledger, ``.partial`` files and pyramid levels made before
+    their group (metadata alone) are its leftovers too, and,
     where a replacement in place (of a mount point) was killed after moving the
     metadata into its trash, the old output's chunk keys. Anything else, or no
     proof, and the folder is not chunkwise's to clear.
@@ -355,6 +365,7 @@ def _leftovers(root: Path, names: list[str]) -> list[str] | None:
             name in trash
             or (name == LEDGER and _is_ledger(path))
             or (_PARTIAL.fullmatch(name) and path.is_file())
+            or (lock and _is_bare_level(path))
             or (interrupted and _CHUNK_KEY.fullmatch(name))
         ):
             leftovers.append(name)
@@ -402,7 +413,22 @@ def inspect_output(store: Any, *, locked: bool = False) -> Existing:
         detail = f"{type(error).__name__}: {error}".splitlines()[0]
         return Existing(Found.BROKEN if ours else Found.OTHER, detail=detail)
     if not isinstance(node, zarr.Array):
-        return Existing(Found.OTHER, detail="it holds a Zarr group, not an array")
+        from chunkwise._store import Output
+
+        # An OME-Zarr image is an output too: its group holds the record.
+        try:
+            Output.of(node)
+        except ChunkwiseError as error:
+            # The caller who holds the lock looked before taking it.
+            proof = locked or LOCK in names
+            if root is not None and proof and not node.attrs.asdict():
+                # Killed while its levels were made, before the group's metadata.
+                rest = [n for n in names if n != LOCK]
+                if all(n in _METADATA or _is_bare_level(root / n) for n in rest):
+                    return Existing(Found.EMPTY, leftovers=rest)
+            if ours or (root is not None and _holds_chunkwise_metadata(root)):
+                return Existing(Found.BROKEN, detail=str(error))
+            return Existing(Found.OTHER, detail="it holds a Zarr group, not an image")
     record = node.attrs.get(ATTRIBUTE)
     if not isinstance(record, dict) or not record:
         return Existing(Found.BROKEN if ours else Found.FOREIGN, node)

@@ -22,6 +22,7 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import joblib
@@ -30,11 +31,13 @@ import zarr
 from zarr.core.sync import sync
 from zarr.storage import MemoryStore
 
-from chunkwise import __version__
+from chunkwise import __version__, ops
+from chunkwise._api import _region_box as region_box
 from chunkwise._api import check_n_jobs
 from chunkwise._fingerprint import changes, list_input
-from chunkwise._geometry import Box
+from chunkwise._geometry import Box, block_box
 from chunkwise._keys import chunk_key, stored_units
+from chunkwise._ngff import Multiscale, level_shapes, plain, pyramid, resampled
 from chunkwise._output import (
     Claim,
     Existing,
@@ -48,21 +51,27 @@ from chunkwise._output import (
     reason,
 )
 from chunkwise._plan import Plan, make_plan
+from chunkwise._pyramid import Pyramid, method_for
 from chunkwise._remote import DEFAULT_TIMEOUT
 from chunkwise._source import Source, open_source
 from chunkwise._store import (
+    ATTRIBUTE,
     ChunkWriter,
     Ledger,
+    Output,
+    Status,
     check_output_location,
+    create_image,
     create_output,
     now,
+    open_output,
     output_store,
     provenance,
-    update_provenance,
     written_map,
 )
 from chunkwise._verify import (
     check_blocks,
+    check_level,
     forget_block,
     layout_mismatch,
     remove_partials,
@@ -79,6 +88,10 @@ if TYPE_CHECKING:
 __all__ = ["BACKENDS", "BlockDone", "CancelToken", "Run", "iter_process", "process"]
 
 BACKENDS = ("threading", "loky")
+#: Output formats: one Zarr array, or an OME-Zarr image with a pyramid.
+FORMATS = ("zarr", "ome-zarr")
+#: By default, pyramid levels are added until the largest axis is at most this.
+SMALLEST_LEVEL = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +289,10 @@ class Run:
     Attributes
     ----------
     output : zarr.Array
-        The output array, created (or reopened for resume) before any block runs.
+        The output array, created (or reopened for resume) before any block runs;
+        for an OME-Zarr output, its full-resolution level.
+    target : Output
+        The whole output: its record, and its pyramid levels for OME-Zarr.
     plan : Plan
         The blocks and the output layout.
     cancel_token : CancelToken
@@ -287,7 +303,7 @@ class Run:
         self,
         source: Source,
         plan: Plan,
-        output: zarr.Array,
+        output: Output | zarr.Array,
         *,
         n_jobs: int,
         backend: str,
@@ -295,10 +311,17 @@ class Run:
         nice: int = 0,
         claim: Claim | None = None,
         resumed: bool = False,
+        wanted: np.ndarray | None = None,
+        labels: bool = False,
     ) -> None:
         self.source = source
         self.plan = plan
-        self.output = output
+        self.target = output if isinstance(output, Output) else Output.of(output)
+        self.output = self.target.base
+        #: Which blocks this run computes (a region run); None: all of them.
+        self.wanted = wanted
+        self._labels = labels
+        self._damaged: list[Box] = []
         self.cancel_token = cancel
         self.run_id = claim.lock.run_id if claim and claim.lock else new_run_id()
         self._n_jobs = n_jobs
@@ -308,11 +331,13 @@ class Run:
         self._resumed = resumed
         # However the run ends, even unstarted and dropped, its lock is let go.
         self._release = weakref.finalize(self, self._claim.release)
-        self._ledger = Ledger.of(output)
+        self._ledger = Ledger.of(self.output)
         self._done_mask = self._ledger.done(len(plan))
         #: Blocks already complete when the run started (from an earlier run); on
         #: resume, lowered once iterating has checked them.
-        self.done_at_start = int(self._done_mask.sum())
+        self.done_at_start = self._count(self._done_mask)
+        #: The blocks this run ends with done, when it finishes.
+        self.total = len(plan) if wanted is None else int(wanted.sum())
         # Made on first use: a generator holding the run would keep it, and its
         # lock, alive until a garbage collection.
         self._records: Iterator[BlockDone] | None = None
@@ -335,12 +360,21 @@ class Run:
             self._records.close()
         self._release()
 
+    def _count(self, mask: np.ndarray) -> int:
+        """How many of the wanted blocks ``mask`` says."""
+        return int((mask if self.wanted is None else mask & self.wanted).sum())
+
     def _tasks(self, job: _Job, done: Any) -> Iterator[Any]:
-        for index in range(len(self.plan)):
+        indices = (
+            range(len(self.plan))
+            if self.wanted is None
+            else np.flatnonzero(self.wanted)
+        )
+        for index in indices:
             if self.cancel_token.cancelled:
                 return
             if not done[index]:
-                yield joblib.delayed(job)(index)
+                yield joblib.delayed(job)(int(index))
 
     def _check_resumed(self) -> None:
         """Before trusting an earlier run's blocks, decode their chunks.
@@ -355,18 +389,25 @@ class Run:
         damaged = check_blocks(self.output, self.plan, trusted, self._n_jobs)
         for index in damaged:
             # Its chunks go too: zarr reads a shard before writing into it.
-            forget_block(self.output, self.plan.block(index).box)
+            box = self.plan.block(index).box
+            forget_block(self.output, box)
             self._ledger.unmark(index)
             self._done_mask[index] = False
-        self.done_at_start = int(self._done_mask.sum())
+            self._damaged.append(box)
+        for level in self.target.levels[1:]:
+            # A damaged chunk of a level is built again from the level below.
+            for problem in check_level(level, self._n_jobs):
+                forget_block(level, block_box(problem.block, level.shape, level.chunks))
+                Ledger.of(level).unmark(problem.block)
+        self.done_at_start = self._count(self._done_mask)
 
     def _start(self) -> None:
-        recipe = provenance(self.output).get("recipe", {})
+        recipe = self.target.provenance.get("recipe", {})
         fields: dict[str, Any] = {
             # What the run record says, over any hand edit of the summary fields.
             "operation": recipe.get("operation"),
             "input": recipe.get("input"),
-            "status": "running",
+            "status": Status.RUNNING.value,
             "started": now(),
             "finished": None,
             "run_id": self.run_id,
@@ -377,14 +418,14 @@ class Run:
         listing = list_input(self.source.array)
         if listing is not None:
             if self._resumed:
-                _check_fingerprint(self.output, listing.summary())
+                _check_fingerprint(self.target, listing.summary())
             fields["input_fingerprint"] = listing.summary()
             # The run's own view: previews share the source and must not see it.
             self.source = dataclasses.replace(self.source, listing=listing)
         try:
             if self._resumed:
                 self._check_resumed()
-            update_provenance(self.output, drop=("error",), **fields)
+            self.target.update(drop=("error",), **fields)
         except OSError as error:
             raise BlockError(
                 f"the output could not be updated: {reason(error, _where(self.output))}"
@@ -399,16 +440,41 @@ class Run:
                 f"{reason(error, _where(self.output))}"
             ) from None
 
+    def _pyramid(self, fence: Fence | None) -> Pyramid | None:
+        """The builder of an OME-Zarr output's coarser levels, caught up.
+
+        It starts from the blocks an earlier run finished.
+        """
+        if len(self.target.levels) < 2:
+            return None
+        pyramid = Pyramid(
+            self.target.levels, method=method_for(self._labels), fence=fence
+        )
+        for box in self._damaged:
+            pyramid.forget(box)
+        pyramid.resume(
+            self.plan.block(int(i)).box for i in np.flatnonzero(self._done_mask)
+        )
+        return pyramid
+
     def _execute(self) -> Iterator[BlockDone]:
         try:
             self._start()
         except BaseException:
             self._release()
             raise
-        total = len(self.plan)
+        total = self.total
         done = self.done_at_start
         config = _zarr_concurrency(self._n_jobs)
         fence = self._claim.fence()
+        try:
+            pyramid = self._pyramid(fence)
+        except OSError as error:
+            self._finish(Status.FAILED, done, str(error), failing=True)
+            raise BlockError(
+                "the output's levels could not be read: "
+                f"{reason(error, _where(self.output))}"
+            ) from None
         job = _Job(
             self.source,
             self.plan,
@@ -428,19 +494,24 @@ class Run:
             batch_size=1,
         )
         results = parallel(self._tasks(job, self._done_mask))
-        status, error_text, failure = "failed", None, None
+        status, error_text, failure = Status.FAILED, None, None
         try:
             with zarr.config.set(config):
                 for index, box, seconds, written in results:
                     self._mark(index, written)
+                    self._done_mask[index] = True
+                    if pyramid is not None:
+                        pyramid.landed(box)
                     # The old output stays set aside until a block is written: if
                     # the run fails at once, it is still there.
                     self._claim.purge()
                     done += 1
                     yield BlockDone(index, box, seconds, done, total)
-            status = "complete" if done == total else "cancelled"
+                if pyramid is not None and done == total:
+                    pyramid.finish()
+            status = self._ending(done, pyramid)
         except (GeneratorExit, KeyboardInterrupt):
-            status = "cancelled"
+            status = Status.CANCELLED
             raise
         except BlockError as error:
             error_text = failure = str(error)
@@ -455,19 +526,37 @@ class Run:
             error_text = f"{type(error).__name__}: {error}"
             failure = f"the run failed: {error_text}"
             raise BlockError(failure) from error
+        except OSError as error:
+            # Building a pyramid level: the blocks are fine, the level is not.
+            error_text = failure = (
+                "a pyramid level could not be written: "
+                f"{reason(error, _where(self.output))}"
+            )
+            raise BlockError(failure) from None
         finally:
             with warnings.catch_warnings():
                 # Closing early leaves results unread; joblib warns of each.
                 warnings.filterwarnings("ignore", "tasks have been successfully")
+                warnings.filterwarnings("ignore", ".*tasks which were still being")
                 results.close()
+            if pyramid is not None:
+                pyramid.close()
             self._finish(status, done, error_text, failing=failure is not None)
-        if status == "cancelled":
+        if status is Status.CANCELLED:
             raise Cancelled(
                 f"cancelled after {done} of {total} blocks; resume to finish"
             )
 
+    def _ending(self, done: int, pyramid: Pyramid | None) -> Status:
+        """The status of a run whose blocks stopped coming after ``done``."""
+        if done < self.total:
+            return Status.CANCELLED
+        if pyramid is not None and self._done_mask.all() and not pyramid.complete:
+            raise BlockError("the pyramid is missing chunks after every block was done")
+        return Status.COMPLETE if self._done_mask.all() else Status.PARTIAL
+
     def _finish(
-        self, status: str, done: int, error: str | None, *, failing: bool
+        self, status: Status, done: int, error: str | None, *, failing: bool
     ) -> None:
         """Record how the run ended and let go of the output.
 
@@ -476,15 +565,14 @@ class Run:
         interrupted.
         """
         try:
-            update_provenance(
-                self.output,
-                status=status,
+            self.target.update(
+                status=Status(status).value,
                 finished=now(),
-                blocks_done=done,
+                blocks_done=int(self._done_mask.sum()),
                 **({"error": error} if error else {}),
             )
         except OSError as problem:
-            if not failing and status == "complete":
+            if not failing and status in (Status.COMPLETE, Status.PARTIAL):
                 self._release()
                 raise BlockError(
                     "every block was written, but the output's status could not be "
@@ -508,13 +596,14 @@ def _check_backend(backend: str, store: Any) -> None:
         )
 
 
-def _recipe(source: Source, plan: Plan, zarr_format: int, codec: str) -> dict[str, Any]:
+def _recipe(
+    source: Source, plan: Plan, zarr_format: int, codec: str, levels: int | None
+) -> dict[str, Any]:
+    output = plan.describe() | {"zarr_format": zarr_format, "codec": codec}
+    if levels is not None:
+        output |= {"format": "ome-zarr", "levels": levels}
     return _json(
-        {
-            "operation": plan.op.to_dict(),
-            "input": source.describe(),
-            "output": plan.describe() | {"zarr_format": zarr_format, "codec": codec},
-        }
+        {"operation": plan.op.to_dict(), "input": source.describe(), "output": output}
     )
 
 
@@ -582,8 +671,8 @@ def _check_recipe(found: Existing, recipe: dict[str, Any]) -> None:
         )
 
 
-def _check_fingerprint(output: zarr.Array, fingerprint: dict[str, Any]) -> None:
-    before = provenance(output).get("input_fingerprint")
+def _check_fingerprint(output: Output, fingerprint: dict[str, Any]) -> None:
+    before = output.provenance.get("input_fingerprint")
     change = changes(before, fingerprint) if isinstance(before, dict) else None
     if change:
         raise ChunkwiseError(
@@ -662,36 +751,191 @@ def _open_output(
     plan: Plan,
     *,
     resume: bool,
-) -> zarr.Array:
+    image: Multiscale | None,
+) -> Output:
+    layout = recipe["output"]
     if resume and found.found is Found.CHUNKWISE:
-        output = zarr.open_array(store=store, mode="r+")
-        if provenance(output).get("recipe") != recipe:
+        output = open_output(store, mode="r+")
+        if output.provenance.get("recipe") != recipe:
             raise ChunkwiseError("the output changed while this run started; try again")
-        problem = layout_mismatch(output, recipe["output"])
+        problem = layout_mismatch(output.base, layout)
+        if problem is None and len(output.levels) != layout.get("levels", 1):
+            problem = (
+                f"it has {len(output.levels)} levels, its run record "
+                f"{layout.get('levels', 1)}"
+            )
         if problem:
             raise ChunkwiseError(
                 f"cannot resume: {problem}; use overwrite to start again"
             )
         return output
-    output = recipe["output"]
     attributes: dict[str, Any] = {
         "version": __version__,
         "operation": recipe["operation"],
         "input": recipe["input"],
         "recipe": recipe,
-        "status": "created",
+        "status": Status.CREATED.value,
     }
-    return create_output(
-        store,
-        shape=plan.shape,
-        dtype=plan.dtype,
-        chunks=plan.chunks,
-        shards=plan.shards,
-        zarr_format=output["zarr_format"],
-        codec=output["codec"],
-        attributes=attributes,
-        overwrite=found.found is not Found.NOTHING,
+    zarr_format = layout["zarr_format"]
+    replace = found.found is not Found.NOTHING
+    if image is None:
+        array = create_output(
+            store,
+            shape=plan.shape,
+            dtype=plan.dtype,
+            chunks=plan.chunks,
+            shards=plan.shards,
+            zarr_format=zarr_format,
+            codec=layout["codec"],
+            attributes=attributes,
+            overwrite=replace,
+        )
+        return Output.of(array)
+    # Locally the levels come first and the group's metadata last: a run killed
+    # in between leaves levels without chunks, which the next run clears.
+    local = local_root(store) is not None
+    group = (
+        None
+        if local
+        else create_image(
+            store,
+            image,
+            zarr_format,
+            attributes={ATTRIBUTE: attributes},
+            overwrite=replace,
+        )
     )
+    shapes = level_shapes(plan.shape, image.spatial, len(image.levels), 1)
+    levels = []
+    for level, shape in zip(image.levels, shapes, strict=True):
+        first = level is image.levels[0]
+        chunks = tuple(min(c, n) for c, n in zip(plan.chunks, shape, strict=True))
+        levels.append(
+            create_output(
+                store,
+                name=level.path,
+                shape=shape,
+                dtype=plan.dtype,
+                chunks=plan.chunks if first else chunks,
+                shards=plan.shards if first else None,
+                zarr_format=zarr_format,
+                codec=layout["codec"],
+                attributes=None,
+                dimension_names=tuple(axis["name"] for axis in image.axes),
+            )
+        )
+    if group is None:
+        # zarr made the group (without attributes) with the first level.
+        group = zarr.open_group(store=store, mode="r+")
+        group.update_attributes(image.attributes(zarr_format) | {ATTRIBUTE: attributes})
+    return Output(group, tuple(levels))
+
+
+def _image(
+    source: Source,
+    plan: Plan,
+    store: Any,
+    *,
+    levels: int | None,
+    labels: bool,
+) -> Multiscale:
+    """The NGFF image of the output, with its pyramid.
+
+    It has the input's axes and place, scaled by the operation.
+    """
+    base = source.image or plain(source.shape)
+    image = resampled(base, base.levels[0], plan.op.voxel_scale(len(plan.shape)))
+    count = len(level_shapes(plan.shape, image.spatial, levels, SMALLEST_LEVEL))
+    root = local_root(store)
+    name = base.name or (root.name.split(".")[0] if root is not None else None)
+    unchanged = all(isinstance(step, ops.copy) for step in plan.op.steps)
+    return pyramid(
+        image, count, method=method_for(labels), name=name, keep_omero=unchanged
+    )
+
+
+def _is_labels(source: Source, op: Operation) -> bool:
+    """Whether the output holds labels or a mask (its levels are reduced by mode)."""
+    if isinstance(op.steps[-1], ops.threshold):
+        return True
+    labels = source.image is not None and source.image.labels
+    return (labels or source.dtype == bool) and all(s.label_like for s in op.steps)
+
+
+def _check_format(format: str | None, out: Any, levels: Any) -> str:
+    if format is None:
+        if isinstance(out, str | os.PathLike):
+            name = os.fspath(out)
+        else:
+            root = local_root(out)
+            name = "" if root is None else str(root)
+        format = "ome-zarr" if name.rstrip("/").endswith(".ome.zarr") else "zarr"
+    if format not in FORMATS:
+        raise ChunkwiseError(
+            f"format must be one of {', '.join(FORMATS)}; got {format!r}"
+        )
+    if levels is not None:
+        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+            raise ChunkwiseError(
+                f"levels must be a whole number >= 1 (1: no pyramid), got {levels!r}"
+            )
+        if format != "ome-zarr":
+            raise ChunkwiseError("levels needs format='ome-zarr' (--format ome-zarr)")
+    return format
+
+
+def wanted_blocks(plan: Plan, source: Source, region: Any) -> np.ndarray | None:
+    """Which blocks write the output over ``region`` of the input (None: all).
+
+    ``region`` is in input voxels: a `Box`, a tuple of slices, or text such as
+    ``"0:64,100:900,100:900"`` (one ``start:stop`` per axis, either end left out
+    for the edge).
+    """
+    if region is None:
+        return None
+    if isinstance(region, str):
+        region = _parse_region(region, len(source.shape))
+    box, _ = region_box(region, source.shape)
+    voxel = plan.op.voxel_scale(len(source.shape))
+    out = Box(
+        tuple(
+            math.floor(Fraction(a) / Fraction(v).limit_denominator(1 << 20))
+            for a, v in zip(box.start, voxel, strict=True)
+        ),
+        tuple(
+            math.ceil(Fraction(b) / Fraction(v).limit_denominator(1 << 20))
+            for b, v in zip(box.stop, voxel, strict=True)
+        ),
+    ).clip(plan.shape)
+    wanted = np.array(
+        [plan.block(i).box.intersect(out) is not None for i in range(len(plan))],
+        dtype=bool,
+    )
+    if not wanted.any():
+        raise ChunkwiseError(f"the region {region} covers no output voxel")
+    return wanted
+
+
+def _parse_region(text: str, ndim: int) -> tuple[slice, ...]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != ndim:
+        raise ChunkwiseError(
+            f"region {text!r} has {len(parts)} ranges for an input of {ndim} axes; "
+            "write one start:stop per axis, as in 0:64,0:512,0:512"
+        )
+    slices = []
+    for part in parts:
+        ends = part.split(":")
+        try:
+            if len(ends) != 2:
+                raise ValueError
+            start, stop = (int(e) if e.strip() else None for e in ends)
+        except ValueError:
+            raise ChunkwiseError(
+                f"region range {part!r} is not start:stop with whole numbers"
+            ) from None
+        slices.append(slice(start, stop))
+    return tuple(slices)
 
 
 def _check_flags(
@@ -733,6 +977,10 @@ def iter_process(
     nice: int = 0,
     check_space: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
+    format: str | None = None,
+    levels: int | None = None,
+    level: int | None = None,
+    region: Any = None,
 ) -> Run:
     """Start processing ``source`` with ``op`` into ``out``, block by block.
 
@@ -758,8 +1006,9 @@ def iter_process(
     n_jobs = check_n_jobs(n_jobs)
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise ChunkwiseError(f"nice must be a whole number from 0 to 19, got {nice!r}")
+    format = _check_format(format, out, levels)
     opened = open_source(
-        source, cache_bytes=cache_bytes, missing=missing, timeout=timeout
+        source, cache_bytes=cache_bytes, missing=missing, timeout=timeout, level=level
     )
     store = output_store(out)
     _check_backend(backend, store)
@@ -787,14 +1036,23 @@ def iter_process(
     n_jobs = max(1, min(n_jobs, len(plan)))
     zarr_format = zarr_format or stored.get("zarr_format", 3)
     codec = codec or stored.get("codec", "zstd")
-    recipe = _recipe(opened, plan, zarr_format, codec)
+    wanted = wanted_blocks(plan, opened, region)
+    labels = _is_labels(opened, plan.op)
+    image = None
+    if format == "ome-zarr":
+        if levels is None and isinstance(stored.get("levels"), int):
+            levels = stored["levels"]
+        image = _image(opened, plan, store, levels=levels, labels=labels)
+    recipe = _recipe(
+        opened, plan, zarr_format, codec, None if image is None else len(image.levels)
+    )
     if resuming:
         _check_recipe(found, recipe)
     if check_space:
         _check_resources(plan, store, n_jobs, opened)
     claim = claim_output(store, found, run_id=new_run_id(), replace=overwrite)
     try:
-        output = _open_output(store, found, recipe, plan, resume=resuming)
+        output = _open_output(store, found, recipe, plan, resume=resuming, image=image)
     except OSError as error:
         claim.abandon()
         raise ChunkwiseError(
@@ -815,6 +1073,8 @@ def iter_process(
         nice=nice,
         claim=claim,
         resumed=resuming,
+        wanted=wanted,
+        labels=labels,
     )
 
 
@@ -840,7 +1100,11 @@ def process(
     nice: int = 0,
     check_space: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
-) -> zarr.Array:
+    format: str | None = None,
+    levels: int | None = None,
+    level: int | None = None,
+    region: Any = None,
+) -> zarr.Array | zarr.Group:
     """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
 
     The result equals ``op`` applied to the whole array in memory.
@@ -910,11 +1174,31 @@ def process(
     check_space : bool
         Refuse a local output that would not fit on its disk (its size estimated
         from the input's compression ratio) or blocks that would not fit in memory.
+    format : {"zarr", "ome-zarr"}, optional
+        ``zarr``: one array. ``ome-zarr``: an OME-Zarr image (NGFF 0.5 on Zarr v3,
+        0.4 on v2) whose pyramid is built during the run, each coarser chunk as
+        soon as the chunks it reduces are written (mean of 2 per axis, as
+        ``downsample(2)``; mode for labels and masks). Its axes, scale and
+        translation come from the input's NGFF metadata, composed with the
+        operation's voxel size. Default: ``ome-zarr`` when ``out`` ends in
+        ``.ome.zarr``.
+    levels : int, optional
+        With ``ome-zarr``: the number of levels, full resolution included.
+        Default: levels are added until the largest axis is at most 256.
+    level : int, optional
+        With an OME-Zarr input: the level to process (default 0, the full
+        resolution; a coarser one for a quick draft of the whole volume).
+    region : Box, tuple of slice or str, optional
+        Process only the output chunks over this region of the input (in input
+        voxels, as ``"z0:z1,y0:y1,x0:x1"`` or slices). The rest stays the fill
+        value and is not done: the run ends ``partial``, and a later resume, with
+        another region or none, completes it.
 
     Returns
     -------
-    zarr.Array
-        The output array.
+    zarr.Array or zarr.Group
+        The output array; for ``ome-zarr``, the image's group (level ``"0"`` is
+        the full resolution).
 
     Raises
     ------
@@ -956,14 +1240,18 @@ def process(
         nice=nice,
         check_space=check_space,
         timeout=timeout,
+        format=format,
+        levels=levels,
+        level=level,
+        region=region,
     )
     if not progress:
         for _ in run:
             pass
-        return run.output
-    from chunkwise._progress import progress_bar
+    else:
+        from chunkwise._progress import progress_bar
 
-    with progress_bar(run) as bar:
-        for record in run:
-            bar.advance(record)
-    return run.output
+        with progress_bar(run) as bar:
+            for record in run:
+                bar.advance(record)
+    return run.target.record

@@ -6,6 +6,7 @@ source's token, so the threads of a run share it and each loky worker keeps one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import uuid
@@ -62,6 +63,9 @@ class Source:
     #: The input's files when the run started (`chunkwise._fingerprint.Listing`):
     #: a chunk listed then and missing now fails the read instead of filling.
     listing: Any = None
+    #: The OME-Zarr image the input is a level of (`chunkwise._ngff.Multiscale`,
+    #: that level alone), or None for a plain array.
+    image: Any = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -215,7 +219,15 @@ class Source:
                 data.flags.writeable = False
                 return data
             self._check_not_vanished(index)
-            # Never written: zarr's own read gives the fill value (or the error).
+            if self.missing == "fill":
+                # Never written: the fill value, as zarr would read it, but without
+                # zarr's event loop (2.7 ms a chunk, most of a preview of a sparse
+                # volume: benchmarks/results/preview.md) or memory (a read-only
+                # broadcast of one value).
+                fill = self.array.fill_value
+                value = np.asarray(0 if fill is None else fill, self.dtype)
+                return np.broadcast_to(value, box.shape)
+            # missing="error": the check below names the chunk.
         if self.missing == "error":
             self._require_stored(box)
         try:
@@ -403,17 +415,16 @@ def _open_store(path: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     return LocalStore(local, read_only=True)
 
 
-def _multiscale_level0(group: zarr.Group) -> str | None:
-    attrs = group.attrs.asdict()
-    multiscales = attrs.get("ome", attrs).get("multiscales")
-    if multiscales:
-        return multiscales[0]["datasets"][0]["path"]
-    return None
-
-
 def _open_zarr(
-    path: str, timeout: float | None = DEFAULT_TIMEOUT
-) -> tuple[zarr.Array, str]:
+    path: str, timeout: float | None = DEFAULT_TIMEOUT, level: int | None = None
+) -> tuple[zarr.Array, str, Any]:
+    """The array at ``path``, its location for messages, and its image.
+
+    For an OME-Zarr image, the array is level ``level`` and the image its
+    `chunkwise._ngff.Multiscale`; for an array, the image is None.
+    """
+    from chunkwise._ngff import read_multiscale
+
     store = _open_store(path, timeout)
     try:
         node = zarr.open(store=store, mode="r")
@@ -425,17 +436,34 @@ def _open_zarr(
             f"{path} is not a readable Zarr store: {reason}"
         ) from error
     location = path if is_url(path) else os.path.abspath(path)
-    if isinstance(node, zarr.Group):
-        level0 = _multiscale_level0(node)
-        if level0 is None:
-            names = ", ".join(sorted(node.array_keys())) or "none"
-            raise ChunkwiseError(
-                f"{path} is a Zarr group, not an array; name one of its arrays "
-                f"(arrays: {names})"
-            )
-        node = node[level0]
-        location = f"{location}/{level0}"
-    return node, location
+    if not isinstance(node, zarr.Group):
+        if level:
+            raise ChunkwiseError(f"{path} is one array, it has no level {level}")
+        return node, location, None
+    image = read_multiscale(node)
+    if image is None:
+        names = ", ".join(sorted(node.array_keys())) or "none"
+        raise ChunkwiseError(
+            f"{path} is a Zarr group, not an array; name one of its arrays "
+            f"(arrays: {names})"
+        )
+    level = level or 0
+    if not 0 <= level < len(image.levels):
+        raise ChunkwiseError(
+            f"{path} has levels 0 to {len(image.levels) - 1}; there is no level {level}"
+        )
+    chosen = image.levels[level]
+    try:
+        array = node[chosen.path]
+    except KeyError:
+        raise ChunkwiseError(f"{path}: its level {chosen.path} is missing") from None
+    if not isinstance(array, zarr.Array):
+        raise ChunkwiseError(f"{path}: its level {chosen.path} is not an array")
+    return (
+        array,
+        f"{location}/{chosen.path}",
+        dataclasses.replace(image, levels=(chosen,)),
+    )
 
 
 def open_source(
@@ -444,6 +472,7 @@ def open_source(
     cache_bytes: int | None = None,
     missing: str | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    level: int | None = None,
 ) -> Source:
     """Open an input read-only.
 
@@ -506,8 +535,9 @@ def open_source(
         while len(_RECENT) > _MAX_CACHES:
             _RECENT.popitem(last=False)
         return opened
+    image = None
     if isinstance(source, str | os.PathLike):
-        array, location = _open_zarr(os.fspath(source), timeout)
+        array, location, image = _open_zarr(os.fspath(source), timeout, level)
         if not remote:
             named = os.path.abspath(os.fspath(source).removeprefix("file://"))
     elif all(hasattr(source, a) for a in ("shape", "dtype", "ndim", "__getitem__")):
@@ -517,5 +547,7 @@ def open_source(
             f"cannot read {type(source).__name__} input; give a path, URL, "
             "zarr.Array, numpy or dask array"
         )
+    if level and image is None:
+        raise ChunkwiseError(f"level {level} needs an OME-Zarr image as the input")
     _check_array(array, location)
-    return Source(array, location, cache_bytes, missing, named)
+    return Source(array, location, cache_bytes, missing, named, image=image)

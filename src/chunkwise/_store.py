@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import enum
 import os
 import uuid
 from dataclasses import dataclass
@@ -38,9 +39,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CODECS",
     "Ledger",
+    "Output",
+    "Status",
     "check_output_location",
+    "create_image",
     "create_output",
     "now",
+    "open_output",
     "output_store",
     "parse_codec",
     "provenance",
@@ -213,10 +218,16 @@ def create_output(
     shards: tuple[int, ...] | None,
     zarr_format: int,
     codec: str,
-    attributes: dict[str, Any],
+    attributes: dict[str, Any] | None,
     overwrite: bool = False,
+    name: str | None = None,
+    dimension_names: tuple[str, ...] | None = None,
 ) -> zarr.Array:
     """Create the output array; ``overwrite`` replaces one in a non-local store.
+
+    ``attributes`` is its chunkwise record (None: none, as for a pyramid level);
+    ``name`` puts it in the group at ``store``; ``dimension_names`` (Zarr v3) name
+    its axes, as NGFF 0.5 requires of an image's levels.
 
     Local outputs are replaced by `chunkwise._output.claim_output` before this,
     which keeps the run's lock in the directory: zarr's own overwrite would delete
@@ -236,7 +247,32 @@ def create_output(
         compressors=parse_codec(codec, zarr_format) or None,
         fill_value=0,
         zarr_format=zarr_format,
-        attributes={ATTRIBUTE: attributes},
+        attributes={} if attributes is None else {ATTRIBUTE: attributes},
+        overwrite=overwrite and not isinstance(store, LocalStore),
+        name=name,
+        dimension_names=dimension_names if zarr_format == 3 else None,
+    )
+
+
+def create_image(
+    store: Any,
+    image: Any,
+    zarr_format: int,
+    *,
+    attributes: dict[str, Any],
+    overwrite: bool = False,
+) -> zarr.Group:
+    """Create the group of an OME-Zarr output; its levels come after.
+
+    It holds the NGFF metadata of ``image`` (`chunkwise._ngff.Multiscale`) and
+    ``attributes``.
+    """
+    if zarr_format not in (2, 3):
+        raise ChunkwiseError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
+    return zarr.create_group(
+        store,
+        zarr_format=zarr_format,
+        attributes=image.attributes(zarr_format) | attributes,
         overwrite=overwrite and not isinstance(store, LocalStore),
     )
 
@@ -382,3 +418,100 @@ class Ledger:
             if name.isdigit() and int(name) < count:
                 mask[int(name)] = True
         return mask
+
+
+class Status(str, enum.Enum):
+    """Where a run into an output stands, as its record says."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    #: Every block of the requested region is done; blocks outside it are not.
+    PARTIAL = "partial"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    #: "running", but by a process that is gone (killed): see `effective_status`.
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Output:
+    """A chunkwise output: where its record lives and the arrays that hold data.
+
+    A plain output is one array, which also holds the record. An OME-Zarr output is
+    a group holding the record and the NGFF metadata, with one array per pyramid
+    level (``0`` the full resolution, which the blocks write). Each array keeps
+    the ledger of its own finished pieces beside its chunks.
+    """
+
+    record: zarr.Array | zarr.Group
+    levels: tuple[zarr.Array, ...]
+
+    @property
+    def base(self) -> zarr.Array:
+        """The full-resolution array: what the blocks write."""
+        return self.levels[0]
+
+    @property
+    def multiscale(self) -> bool:
+        """Whether this is an OME-Zarr image (a group of levels)."""
+        return isinstance(self.record, zarr.Group)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """The chunkwise record ({} if there is none)."""
+        return provenance(self.record)
+
+    def update(self, *, drop: tuple[str, ...] = (), **fields: Any) -> None:
+        """Merge ``fields`` into the record, less ``drop``."""
+        update_provenance(self.record, drop=drop, **fields)
+
+    @classmethod
+    def of(cls, node: zarr.Array | zarr.Group) -> Output:
+        """The output whose record is ``node`` (an array, or an OME-Zarr group).
+
+        Raises
+        ------
+        ChunkwiseError
+            If ``node`` is a group that is not a multiscale image.
+        """
+        if isinstance(node, zarr.Array):
+            return cls(node, (node,))
+        from chunkwise._ngff import read_multiscale
+
+        image = read_multiscale(node)
+        if image is None:
+            raise ChunkwiseError("it holds a Zarr group that is not an OME-Zarr image")
+        try:
+            levels = tuple(node[level.path] for level in image.levels)
+        except KeyError as error:
+            raise ChunkwiseError(f"its pyramid level {error} is missing") from None
+        if not all(isinstance(level, zarr.Array) for level in levels):
+            raise ChunkwiseError("a pyramid level of it is not an array")
+        return cls(node, levels)
+
+
+def open_output(out: Any, *, mode: str = "r") -> Output:
+    """Open an existing output (a path, store, array or group) as an `Output`.
+
+    Raises
+    ------
+    ChunkwiseError
+        If there is no readable Zarr array or OME-Zarr image there.
+    """
+    if isinstance(out, zarr.Array | zarr.Group):
+        return Output.of(out)
+    try:
+        node = zarr.open(
+            store=out if not isinstance(out, str | os.PathLike) else os.fspath(out),
+            mode=mode,
+        )
+    except Exception as error:
+        raise ChunkwiseError(
+            f"{out} is not a readable Zarr array or OME-Zarr image: "
+            f"{type(error).__name__}"
+        ) from None
+    return Output.of(node)

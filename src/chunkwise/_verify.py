@@ -9,6 +9,7 @@ changed byte, every codec catches a truncated file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -47,10 +48,13 @@ class Problem:
     block: int
     chunk: tuple[int, ...] | None
     error: str
+    #: The pyramid level (OME-Zarr); above 0, the "block" is one chunk of it.
+    level: int = 0
 
     def __str__(self) -> str:
         where = "" if self.chunk is None else f" chunk {'.'.join(map(str, self.chunk))}"
-        return f"block {self.block}{where}: {self.error}"
+        level = f"level {self.level} " if self.level else ""
+        return f"{level}block {self.block}{where}: {self.error}"
 
 
 def _missing(
@@ -183,18 +187,16 @@ def verify(out: Any, *, n_jobs: int | None = None) -> list[Problem]:
         If ``out`` is not an output that chunkwise wrote.
     """
     import joblib
-    import zarr
 
-    from chunkwise._store import provenance
+    from chunkwise._store import open_output
     from chunkwise.errors import ChunkwiseError
 
     try:
-        array = out if isinstance(out, zarr.Array) else zarr.open_array(out, mode="r")
-    except Exception as error:
-        raise ChunkwiseError(
-            f"{out} is not a readable Zarr array: {type(error).__name__}"
-        ) from None
-    recipe = provenance(array).get("recipe")
+        output = open_output(out)
+    except ChunkwiseError as error:
+        raise ChunkwiseError(f"{out}: {error}") from None
+    array = output.base
+    recipe = output.provenance.get("recipe")
     layout = recipe.get("output") if isinstance(recipe, dict) else None
     try:
         block_shape = tuple(int(b) for b in layout["block_shape"])
@@ -208,4 +210,17 @@ def verify(out: Any, *, n_jobs: int | None = None) -> list[Problem]:
         raise ChunkwiseError(f"{out}: {problem}; start again with overwrite")
     done = np.flatnonzero(Ledger.of(array).done(count))
     jobs = joblib.cpu_count() if n_jobs is None else max(1, int(n_jobs))
-    return find_problems(array, done, block_shape, jobs)
+    problems = find_problems(array, done, block_shape, jobs)
+    for level, coarse in enumerate(output.levels[1:], start=1):
+        problems += [
+            dataclasses.replace(problem, level=level)
+            for problem in check_level(coarse, jobs)
+        ]
+    return problems
+
+
+def check_level(array: zarr.Array, n_jobs: int = 1) -> list[Problem]:
+    """Check the chunks a pyramid level's ledger records as built."""
+    grid = [math.ceil(n / c) for n, c in zip(array.shape, array.chunks, strict=True)]
+    built = np.flatnonzero(Ledger.of(array).done(math.prod(grid)))
+    return find_problems(array, built, array.chunks, n_jobs)

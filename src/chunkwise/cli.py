@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
 
+    import zarr
+
 __all__ = ["main"]
 
 #: ``sample`` and ``demo`` generate at most this many voxels (64 GiB of uint8).
@@ -148,6 +150,10 @@ def _main(argv: Sequence[str] | None, command: list[str]) -> int:
             warnings.filterwarnings(
                 "ignore", message=".*tasks have been successfully executed"
             )
+            # ... and its note on tasks in flight that a failed run cancelled.
+            warnings.filterwarnings(
+                "ignore", message=".*tasks which were still being processed"
+            )
             return _COMMANDS[args.command](args) or 0
     except SystemExit as done:  # the viewer without a display
         return _exit_code(done)
@@ -217,7 +223,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
-    from chunkwise._run import BACKENDS
+    from chunkwise._run import BACKENDS, FORMATS
     from chunkwise._store import CODECS
 
     run = commands.add_parser(
@@ -232,10 +238,33 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--op",
         action="append",
-        required=True,
         metavar="NAME:PARAM=VALUE,...",
         help="an operation (repeat to chain); per-axis values as 1/2/2; "
-        "see 'chunkwise ops'",
+        "see 'chunkwise ops'. Without one, run converts: it copies INPUT into "
+        "OUTPUT's format (an OME-Zarr pyramid, other chunks or codec)",
+    )
+    run.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="zarr: one array; ome-zarr: an OME-Zarr image with a pyramid built "
+        "during the run (default: ome-zarr when OUTPUT ends in .ome.zarr)",
+    )
+    run.add_argument(
+        "--levels",
+        type=_count,
+        help="pyramid levels, full resolution included (default: until the "
+        "largest axis is at most 256)",
+    )
+    run.add_argument(
+        "--level",
+        type=_level,
+        help="level of an OME-Zarr input to process (default 0, full resolution)",
+    )
+    run.add_argument(
+        "--region",
+        metavar="Z0:Z1,Y0:Y1,X0:X1",
+        help="process only the output chunks over this region of the input (input "
+        "voxels); finish the rest later with --resume",
     )
     run.add_argument(
         "-j",
@@ -334,6 +363,26 @@ def _volume_shape(text: str) -> tuple[int, ...]:
     return values
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise _type_error(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _level(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise _type_error(f"expected a level number >= 0, got {text!r}")
+    return value
+
+
 def _jobs(text: str) -> int:
     try:
         value = int(text)
@@ -372,7 +421,7 @@ def _run(args: argparse.Namespace) -> None:
         )
     if args.force and not args.overwrite:
         raise ChunkwiseError("--force only applies with --overwrite")
-    op = chain(*(parse(spec) for spec in args.op))
+    op = chain(*(parse(spec) for spec in args.op or ["copy"]))
     if len(op.steps) == 1:
         op = op.steps[0]
     process(
@@ -393,6 +442,10 @@ def _run(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         missing=args.missing_chunks,
         timeout=args.timeout,
+        format=args.format,
+        levels=args.levels,
+        level=args.level,
+        region=args.region,
     )
     print(f"wrote {args.output}")
 
@@ -424,11 +477,18 @@ def _info(args: argparse.Namespace) -> None:
     from chunkwise._store import Ledger, provenance
 
     path = args.path
-    array = open_source(path, timeout=args.timeout).array
+    source = open_source(path, timeout=args.timeout)
+    array = source.array
     if not isinstance(array, zarr.Array):
         raise ChunkwiseError(f"{path} is not a Zarr array")
     metadata = array.metadata
     record = provenance(array)
+    if source.image is not None:
+        # An OME-Zarr image: its group holds the run record, and its levels.
+        parent = array.store_path.path.rpartition("/")[0]
+        group = zarr.open_group(store=array.store_path.store, path=parent, mode="r")
+        record = provenance(group) or record
+        _print_levels(group)
     lines = {
         "shape": array.shape,
         "dtype": array.dtype,
@@ -450,6 +510,24 @@ def _info(args: argparse.Namespace) -> None:
             f"blocks complete: {int(Ledger.of(array).done(blocks).sum())} of {blocks}"
         )
         print("provenance:", json.dumps(record, indent=2))
+
+
+def _print_levels(group: zarr.Group) -> None:
+    from chunkwise._ngff import read_multiscale
+
+    image = read_multiscale(group)
+    if image is None:
+        return
+    axes = ",".join(a["name"] for a in image.axes)
+    name = f" {image.name!r}" if image.name else ""
+    print(f"OME-Zarr image{name}, NGFF {image.version}, axes {axes}")
+    for number, level in enumerate(image.levels):
+        try:
+            shape = str(group[level.path].shape)
+        except KeyError:
+            shape = "missing"
+        scale = ", ".join(f"{v:g}" for v in level.scale)
+        print(f"level {number} ({level.path}): shape {shape}, scale {scale}")
 
 
 def _verify(args: argparse.Namespace) -> int:
