@@ -106,10 +106,16 @@ CASES = [
 ]
 
 
+#: Blocks of 16x32x32 leave every coarser chunk to the pyramid thread; 32^3 blocks
+#: build level 1 inside the workers (from the block in memory).
+BLOCKS = [(16, 32, 32), (32, 32, 32)]
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=["across-blocks", "in-block"])
 @pytest.mark.parametrize("zarr_format", [3, 2])
 @pytest.mark.parametrize(("spec", "reference", "labels"), CASES)
 def test_every_level_equals_an_independent_reference(
-    volume, tmp_path, spec, reference, labels, zarr_format
+    volume, tmp_path, spec, reference, labels, zarr_format, block
 ):
     path, data = volume
     out = tmp_path / "out.ome.zarr"
@@ -120,7 +126,7 @@ def test_every_level_equals_an_independent_reference(
         levels=3,
         n_jobs=2,
         zarr_format=zarr_format,
-        block=(16, 32, 32),
+        block=block,
     )
     validate(out, zarr_format)
     expected = expected_levels(reference(data), 3, mode=labels)
@@ -275,13 +281,14 @@ def _level_ledger(out, level):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("block", ["16,16,16", "32,32,32"])
 def test_kill9_while_a_pyramid_is_built_then_resume_equals_an_uninterrupted_run(
-    volume, tmp_path, slow_op
+    volume, tmp_path, slow_op, block
 ):
     path, data = volume
     clean = tmp_path / "clean.ome.zarr"
     out = tmp_path / "out.ome.zarr"
-    layout = ("--levels", "3", "--block", "16,16,16", "--quiet", "-j", "2")
+    layout = ("--levels", "3", "--block", block, "--quiet", "-j", "2")
     first = run_cli("run", path, clean, "--op", SLOW_OP, *layout, env=slow_op(0))
     assert first.code == 0, str(first)
     env = slow_op(0.03)
@@ -328,3 +335,32 @@ def test_a_damaged_level_chunk_is_found_by_verify_and_rebuilt_on_resume(
     for number, level in enumerate(expected):
         np.testing.assert_array_equal(group[str(number)][:], level)
     assert chunkwise.verify(out) == []
+
+
+def test_each_built_level_chunk_is_reported_once(tmp_path):
+    volume = synthetic_ct((40, 48, 48), seed=2)
+    run = chunkwise.iter_process(
+        volume,
+        ops.gaussian(1),
+        tmp_path / "out.ome.zarr",
+        levels=3,
+        chunks=(8, 16, 16),
+        block=(8, 16, 16),
+        n_jobs=2,
+    )
+    reported = [pair for record in run for pair in record.levels]
+    reported += run.levels_built
+    group = run.target.record
+    expected = []
+    for level in (1, 2):
+        array = group[str(level)]
+        grid = [-(-n // c) for n, c in zip(array.shape, array.chunks, strict=True)]
+        for index in itertools.product(*map(range, grid)):
+            start = tuple(i * c for i, c in zip(index, array.chunks, strict=True))
+            stop = tuple(
+                min(a + c, n)
+                for a, c, n in zip(start, array.chunks, array.shape, strict=True)
+            )
+            expected.append((level, start, stop))
+    got = sorted((level, box.start, box.stop) for level, box in reported)
+    assert got == sorted(expected)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from chunkwise._zarr_compat import encode_chunk_key
+
 if TYPE_CHECKING:
     import zarr
 
@@ -33,7 +35,7 @@ def stored_index(array: zarr.Array, index: tuple[int, ...]) -> tuple[int, ...]:
 def chunk_key(array: zarr.Array, stored: tuple[int, ...]) -> str:
     """The store key of stored unit ``stored``, under the array's own path."""
     path = array.store_path.path
-    key = array.metadata.encode_chunk_key(tuple(int(i) for i in stored))
+    key = encode_chunk_key(array, tuple(int(i) for i in stored))
     return f"{path}/{key}" if path else key
 
 

@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import math
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     from chunkwise._output import Fence
 
-__all__ = ["Pyramid", "method_for"]
+__all__ = ["InBlock", "Pyramid", "method_for"]
 
 
 def _grid(array: zarr.Array) -> tuple[int, ...]:
@@ -96,7 +97,7 @@ class Pyramid:
         )
         self._pending: set[concurrent.futures.Future] = set()
         self._error: BaseException | None = None
-        self.built = 0
+        self._built: list[tuple[int, Box]] = []
 
     # --- bookkeeping ------------------------------------------------------------
 
@@ -126,6 +127,22 @@ class Pyramid:
                 with contextlib.suppress(FileNotFoundError):
                     self._ledgers[level].unmark(self._flat(level, index))
 
+    def record(self, built: list[tuple[int, tuple[int, ...], bytes]]) -> None:
+        """Record chunks a worker built inside its block (`InBlock.build`) as done.
+
+        Call before the block itself is recorded: a run killed in between builds
+        them again with the block.
+        """
+        boxes = []
+        for level, index, written in built:
+            self._ledgers[level].mark(self._flat(level, index), written)
+            boxes.append((level, _chunk_box(self.levels[level], index)))
+            with self._lock:
+                self.done[level][index] = True
+                self._built.append(boxes[-1])
+        for level, box in boxes:
+            self._queue_parents(level, box)
+
     def landed(self, box: Box) -> None:
         """Level 0's ``box`` (whole chunks) is written and recorded as done."""
         self._raise_error()
@@ -146,6 +163,12 @@ class Pyramid:
     def close(self) -> None:
         """Stop building: drop what was not started, wait for what was."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def drain(self) -> tuple[tuple[int, Box], ...]:
+        """The ``(level, box)`` of each chunk built since the last call."""
+        with self._lock:
+            built, self._built = tuple(self._built), []
+        return built
 
     @property
     def complete(self) -> bool:
@@ -214,8 +237,73 @@ class Pyramid:
                 self.done[level][index] = False
             raise
         below.release(self.reduce.input_box(box, below.shape), lambda chunk: None)
-        self.built += 1
+        with self._lock:
+            self._built.append((level, box))
         self._queue_parents(level, box)
+
+
+@dataclass(frozen=True)
+class InBlock:
+    """The coarser chunks a worker builds from its own block, while it holds it.
+
+    Reducing level 0's block in memory spares reading it back: where the block
+    starts on even voxels (whole chunks of an even size do) its x2 reduction is
+    exact, and every chunk of the next level that lies inside the reduced box is
+    final. The chunks that straddle blocks are left to `Pyramid`. Picklable, for
+    worker processes.
+    """
+
+    levels: tuple[zarr.Array, ...]
+    method: str
+    writers: tuple[ChunkWriter | None, ...]
+    fence: Fence | None = None
+
+    @classmethod
+    def of(
+        cls, levels: tuple[zarr.Array, ...], method: str, fence: Fence | None = None
+    ) -> InBlock:
+        """The in-block builder of ``levels`` (level 0 first)."""
+        writers = tuple(ChunkWriter.of(array, fence) for array in levels)
+        return cls(levels, method, writers, fence)
+
+    def build(
+        self, box: Box, data: np.ndarray
+    ) -> list[tuple[int, tuple[int, ...], bytes]]:
+        """Write the coarser chunks inside level 0's ``box`` (holding ``data``).
+
+        Returns ``(level, chunk index, written map)`` for each chunk written.
+        """
+        reduce = downsample(2, method=self.method)
+        built = []
+        for level in range(1, len(self.levels)):
+            below, array = self.levels[level - 1], self.levels[level]
+            if any(a % 2 for a in box.start) or any(
+                b % 2 and b != n for b, n in zip(box.stop, below.shape, strict=True)
+            ):
+                break  # its windows would reach into other blocks
+            coarse = _halve(box, array)
+            data = evaluate(
+                reduce,
+                below.shape,
+                below.dtype,
+                lambda need, box=box, data=data: data[need.relative_to(box)],
+                coarse,
+            )
+            box = coarse
+            for index, chunk_box in chunk_boxes(box, array.chunks, array.shape):
+                if not box.contains(chunk_box):
+                    continue
+                part = data[chunk_box.relative_to(box)]
+                writer = self.writers[level]
+                if writer is not None:
+                    written = writer.write(chunk_box, part)
+                else:
+                    if self.fence is not None:
+                        self.fence.check()
+                    array[chunk_box.slices] = part
+                    written = written_map(array, chunk_box, part)
+                built.append((level, index, written))
+        return built
 
 
 def _halve(box: Box, parent: zarr.Array) -> Box:

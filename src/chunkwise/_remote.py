@@ -11,9 +11,9 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from zarr.abc.store import RangeByteRequest
-from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import FsspecStore, WrapperStore
 
+from chunkwise._zarr_compat import default_buffer_prototype
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
     from zarr.abc.buffer import Buffer
     from zarr.abc.store import ByteRequest
-    from zarr.core.buffer import BufferPrototype
+
+    from chunkwise._zarr_compat import BufferPrototype
 
 __all__ = ["DEFAULT_TIMEOUT", "check_timeout", "open_url"]
 

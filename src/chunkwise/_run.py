@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import joblib
 import numpy as np
 import zarr
-from zarr.core.sync import sync
 from zarr.storage import MemoryStore
 
 from chunkwise import __version__, ops
@@ -51,7 +50,7 @@ from chunkwise._output import (
     reason,
 )
 from chunkwise._plan import Plan, make_plan
-from chunkwise._pyramid import Pyramid, method_for
+from chunkwise._pyramid import InBlock, Pyramid, method_for
 from chunkwise._remote import DEFAULT_TIMEOUT
 from chunkwise._source import Source, open_source
 from chunkwise._store import (
@@ -76,9 +75,11 @@ from chunkwise._verify import (
     layout_mismatch,
     remove_partials,
 )
+from chunkwise._zarr_compat import sync
 from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
 from chunkwise.ops._base import evaluate
 from chunkwise.ops._catalogue import as_operation
+from chunkwise.ops._params import spatial_axes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -99,6 +100,9 @@ class BlockDone:
     """Progress record: block ``index`` wrote output ``box`` in ``seconds``.
 
     ``done`` counts complete blocks so far (resumed ones included) out of ``total``.
+    ``levels`` lists the chunks of an OME-Zarr output's coarser levels built since
+    the previous record, as ``(level, box)`` in that level's voxels; those built
+    after the last block are in `Run.levels_built` once the run ends.
     """
 
     index: int
@@ -106,6 +110,7 @@ class BlockDone:
     seconds: float
     done: int
     total: int
+    levels: tuple[tuple[int, Box], ...] = ()
 
 
 class CancelToken:
@@ -214,8 +219,12 @@ class _Job:
     writer: ChunkWriter | None
     #: Checked before writing: the run still owns its output (None: not local).
     fence: Fence | None
+    #: Builds the coarser levels' chunks inside the block (OME-Zarr outputs).
+    in_block: InBlock | None = None
 
-    def __call__(self, index: int) -> tuple[int, Box, float, bytes]:
+    def __call__(
+        self, index: int
+    ) -> tuple[int, Box, float, bytes, list[tuple[int, tuple[int, ...], bytes]]]:
         if self.nice and threading.get_native_id() != self.caller:
             _lower_priority(self.nice)
         if self.zarr_config is not None:
@@ -238,6 +247,9 @@ class _Job:
                     self.fence.check()
                 self.output[block.box.slices] = data
                 written = written_map(self.output, block.box, data)
+            built = (
+                [] if self.in_block is None else self.in_block.build(block.box, data)
+            )
         except BlockError as error:
             raise BlockError(f"{where}: {error}") from error
         except OSError as error:
@@ -258,7 +270,7 @@ class _Job:
         self.source.release(
             block.input_box, lambda chunk: self.plan.still_read(chunk, pending)
         )
-        return index, block.box, time.perf_counter() - began, written
+        return index, block.box, time.perf_counter() - began, written, built
 
 
 def _where(output: Any) -> str:
@@ -322,6 +334,9 @@ class Run:
         self.wanted = wanted
         self._labels = labels
         self._damaged: list[Box] = []
+        #: Chunks of coarser levels built after the last `BlockDone`, as
+        #: ``(level, box)``, once the run has ended.
+        self.levels_built: tuple[tuple[int, Box], ...] = ()
         self.cancel_token = cancel
         self.run_id = claim.lock.run_id if claim and claim.lock else new_run_id()
         self._n_jobs = n_jobs
@@ -486,6 +501,9 @@ class Run:
             threading.get_native_id(),
             ChunkWriter.of(self.output, fence),
             fence,
+            None
+            if pyramid is None
+            else InBlock.of(self.target.levels, pyramid.reduce.method, fence),
         )
         parallel = joblib.Parallel(
             n_jobs=self._n_jobs,
@@ -497,7 +515,9 @@ class Run:
         status, error_text, failure = Status.FAILED, None, None
         try:
             with zarr.config.set(config):
-                for index, box, seconds, written in results:
+                for index, box, seconds, written, built in results:
+                    if pyramid is not None:
+                        pyramid.record(built)
                     self._mark(index, written)
                     self._done_mask[index] = True
                     if pyramid is not None:
@@ -506,9 +526,11 @@ class Run:
                     # the run fails at once, it is still there.
                     self._claim.purge()
                     done += 1
-                    yield BlockDone(index, box, seconds, done, total)
+                    levels = () if pyramid is None else pyramid.drain()
+                    yield BlockDone(index, box, seconds, done, total, levels)
                 if pyramid is not None and done == total:
                     pyramid.finish()
+                    self.levels_built = pyramid.drain()
             status = self._ending(done, pyramid)
         except (GeneratorExit, KeyboardInterrupt):
             status = Status.CANCELLED
@@ -831,6 +853,45 @@ def _open_output(
     return Output(group, tuple(levels))
 
 
+def _pyramid_plan(plan: Plan, source: Source, n_jobs: int) -> Plan:
+    """``plan`` with blocks of whole 2x2x2 groups of chunks, where memory allows.
+
+    A worker then builds level 1's chunks from its block in memory (`InBlock`)
+    instead of the pyramid thread reading level 0 back: a conversion's blocks are
+    single chunks otherwise. Blocks grow at most 8 times, and the jobs' memory at most
+    a quarter of the machine's.
+    """
+    unit = plan.shards or plan.chunks
+    spatial = spatial_axes(len(plan.shape))
+    block = tuple(
+        math.lcm(u, 2 * c) * math.ceil(b / math.lcm(u, 2 * c))
+        if axis in spatial and n > c
+        else b
+        for axis, (b, u, c, n) in enumerate(
+            zip(plan.block_shape, unit, plan.chunks, plan.shape, strict=True)
+        )
+    )
+    if block == plan.block_shape:
+        return plan
+    block = tuple(
+        min(b, -(-n // u) * u) for b, n, u in zip(block, plan.shape, unit, strict=True)
+    )
+    aligned = make_plan(
+        source,
+        plan.op,
+        chunks=plan.chunks,
+        shards=plan.shards,
+        block=block,
+        n_jobs=n_jobs,
+    )
+    physical = 0
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    growth = aligned.peak_bytes_per_job / max(plan.peak_bytes_per_job, 1)
+    fits = aligned.peak_bytes_per_job * n_jobs <= physical / 4
+    return aligned if growth <= 8 and fits else plan
+
+
 def _image(
     source: Source,
     plan: Plan,
@@ -849,6 +910,7 @@ def _image(
     root = local_root(store)
     name = base.name or (root.name.split(".")[0] if root is not None else None)
     unchanged = all(isinstance(step, ops.copy) for step in plan.op.steps)
+    image = dataclasses.replace(image, labels=labels)
     return pyramid(
         image, count, method=method_for(labels), name=name, keep_omero=unchanged
     )
@@ -1032,6 +1094,8 @@ def iter_process(
         block=block if block is not None else stored.get("block_shape"),
         n_jobs=n_jobs,
     )
+    if format == "ome-zarr" and block is None and not stored:
+        plan = _pyramid_plan(plan, opened, n_jobs)
     # More jobs than blocks would only start idle threads or processes.
     n_jobs = max(1, min(n_jobs, len(plan)))
     zarr_format = zarr_format or stored.get("zarr_format", 3)

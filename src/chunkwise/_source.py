@@ -19,13 +19,13 @@ import numcodecs
 import numpy as np
 import zarr
 import zarr.codecs
-from zarr.core.sync import sync
 from zarr.storage import LocalStore, ZipStore
 
 from chunkwise._cache import ChunkCache
 from chunkwise._geometry import Box, chunk_boxes
 from chunkwise._keys import all_fill, chunk_key, stored_index
 from chunkwise._remote import DEFAULT_TIMEOUT, check_timeout, open_url
+from chunkwise._zarr_compat import sync
 from chunkwise.errors import BlockError, ChunkwiseError
 
 if TYPE_CHECKING:

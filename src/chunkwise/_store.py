@@ -21,13 +21,12 @@ import numcodecs
 import numpy as np
 import zarr
 import zarr.codecs
-from zarr.core.buffer import cpu
-from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore, MemoryStore, ZipStore
 
 from chunkwise._geometry import Box, chunk_boxes
 from chunkwise._keys import all_fill, stored_units
 from chunkwise._source import ChunkFiles, is_url
+from chunkwise._zarr_compat import bytes_buffer, cpu, sync
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
@@ -390,31 +389,71 @@ class Ledger:
             array.store_path.store, f"{path}/{LEDGER}/" if path else f"{LEDGER}/"
         )
 
+    @property
+    def _folder(self) -> Path | None:
+        """The ledger's directory if the store is local, None otherwise.
+
+        A local ledger is read and written directly: through zarr's event loop a
+        mark took about 4 ms, a tenth of a small block's time.
+        """
+        if isinstance(self.store, LocalStore):
+            return Path(self.store.root) / self.prefix
+        return None
+
     def mark(self, index: int, written: bytes = b"") -> None:
         """Record block ``index`` as complete (call after its chunks are written).
 
         ``written`` is its `written_map`.
         """
-        sync(self.store.set(f"{self.prefix}{index}", cpu.Buffer.from_bytes(written)))
+        folder = self._folder
+        if folder is None:
+            sync(self.store.set(f"{self.prefix}{index}", bytes_buffer(written)))
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / str(index)
+        # Atomically, as chunks are: a killed run never leaves half a written map.
+        partial = folder / f"{index}.{uuid.uuid4().hex}.partial"
+        try:
+            partial.write_bytes(written)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def written(self, index: int) -> bytes:
         """The `written_map` recorded for block ``index`` (empty if none)."""
+        folder = self._folder
+        if folder is not None:
+            try:
+                return (folder / str(index)).read_bytes()
+            except FileNotFoundError:
+                return b""
         value = sync(self.store.get(f"{self.prefix}{index}", cpu.buffer_prototype))
         return b"" if value is None else value.to_bytes()
 
     def unmark(self, index: int) -> None:
         """Forget block ``index`` (its chunks failed a check): it is computed again."""
+        folder = self._folder
+        if folder is not None:
+            (folder / str(index)).unlink(missing_ok=True)
+            return
         sync(self.store.delete(f"{self.prefix}{index}"))
 
     def done(self, count: int) -> np.ndarray:
         """Boolean mask over ``count`` blocks: True where the block is complete."""
+        folder = self._folder
+        if folder is not None:
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                names = []
+        else:
 
-        async def keys() -> list[str]:
-            return [key async for key in self.store.list_prefix(self.prefix)]
+            async def keys() -> list[str]:
+                return [key async for key in self.store.list_prefix(self.prefix)]
 
+            names = [key[len(self.prefix) :] for key in sync(keys())]
         mask = np.zeros(count, dtype=bool)
-        for key in sync(keys()):
-            name = key[len(self.prefix) :]
+        for name in names:
             if name.isdigit() and int(name) < count:
                 mask[int(name)] = True
         return mask
