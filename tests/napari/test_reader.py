@@ -267,3 +267,61 @@ def test_viewer_open_of_unreadable_path_adds_nothing(
     assert viewer.open(str(path), plugin="chunkwise") == []
     assert len(viewer.layers) == 0
     assert_one_error(notifications, path, "open one of its arrays instead")
+
+
+@pytest.fixture(scope="module")
+def pyramid_outputs(tmp_path_factory):
+    """chunkwise OME-Zarr outputs: a Gaussian (3 levels), a mask, a region run."""
+    folder = tmp_path_factory.mktemp("pyramids")
+    volume = np.random.default_rng(2).integers(0, 200, (24, 40, 40), dtype=np.uint8)
+    paths = {name: folder / f"{name}.ome.zarr" for name in ("image", "mask", "part")}
+    chunkwise.process(volume, ops.gaussian(1), paths["image"], levels=3, n_jobs=1)
+    chunkwise.process(volume, ops.threshold(100), paths["mask"], levels=2, n_jobs=1)
+    chunkwise.process(
+        volume,
+        ops.gaussian(1),
+        paths["part"],
+        levels=2,
+        chunks=(8, 8, 8),
+        block=(8, 8, 8),
+        region=(slice(0, 8),),
+        n_jobs=1,
+    )
+    return volume, paths
+
+
+def test_chunkwise_pyramids_open_as_multiscale_layers(
+    make_napari_viewer, pyramid_outputs, notifications
+):
+    volume, paths = pyramid_outputs
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(paths["image"]), plugin="chunkwise")
+    [mask] = viewer.open(str(paths["mask"]), plugin="chunkwise")
+    assert isinstance(image, Image) and image.multiscale
+    assert [level.shape for level in image.data] == [
+        (24, 40, 40),
+        (12, 20, 20),
+        (6, 10, 10),
+    ]
+    np.testing.assert_array_equal(np.asarray(image.data[0]), ops.gaussian(1)(volume))
+    assert isinstance(mask, Labels) and mask.multiscale
+    np.testing.assert_array_equal(np.asarray(mask.data[0]), volume > 100)
+    assert notifications == []
+    viewer.open(str(paths["part"]), plugin="chunkwise")
+    [warning] = notifications
+    assert "unfinished" in warning.message and "partial" in warning.message
+
+
+def test_napari_ome_zarr_opens_chunkwise_pyramids(make_napari_viewer, pyramid_outputs):
+    volume, paths = pyramid_outputs
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(paths["image"]), plugin="napari-ome-zarr")
+    assert isinstance(layer, Image) and layer.multiscale
+    assert len(layer.data) == 3
+    expected = ops.gaussian(1)(volume)
+    np.testing.assert_array_equal(np.asarray(layer.data[0]), expected)
+    np.testing.assert_array_equal(
+        np.asarray(layer.data[1]), ops.downsample(2)(expected)
+    )
+    # Placed as chunkwise places it: level 1's voxels centred on their windows.
+    np.testing.assert_allclose(layer.level_shapes[1], (12, 20, 20))

@@ -97,20 +97,14 @@ def _open(path: str) -> LayerData:
         path = str(local)
     node = zarr.open(store=path, mode="r")
     if isinstance(node, zarr.Group):
-        return _image(node, name)
+        return _image(node, name, path)
     return _array(node, name, path)
 
 
 def _array(array: zarr.Array, name: str, path: str) -> LayerData:
     """A plain array: placed by our attributes, labels if it says so or by recipe."""
     record = dict(array.attrs.get(LAYER_ATTRIBUTE, {}))
-    provenance = dict(array.attrs.get("chunkwise", {}))
-    status = provenance.get("status", "complete")
-    if status != "complete":
-        show_warning(
-            f"{path} is an unfinished chunkwise output ({status}); parts not "
-            "computed yet show as 0. Resume the run to finish it."
-        )
+    provenance = _provenance(array, path)
     kind = record.get("layer_type") or (
         "labels" if _label_recipe(provenance.get("operation")) else "image"
     )
@@ -118,12 +112,25 @@ def _array(array: zarr.Array, name: str, path: str) -> LayerData:
     return array, meta, _checked_kind(kind, array.dtype, meta)
 
 
-def _image(group: zarr.Group, name: str) -> LayerData:
+def _provenance(node: zarr.Array | zarr.Group, path: str) -> dict[str, Any]:
+    """The chunkwise record of ``node``; warns if it is an unfinished output."""
+    record = node.attrs.get("chunkwise", {})
+    provenance = dict(record) if isinstance(record, dict) else {}
+    status = provenance.get("status", "complete")
+    if status != "complete":
+        show_warning(
+            f"{path} is an unfinished chunkwise output ({status}); parts not "
+            "computed yet show as 0. Resume the run to finish it."
+        )
+    return provenance
+
+
+def _image(group: zarr.Group, name: str, path: str = "") -> LayerData:
     """An OME-Zarr multiscale image: every level, placed by level 0's transforms."""
     attrs = group.attrs.asdict()
     ome = attrs.get("ome", attrs)
     if "bioformats2raw.layout" in ome and "0" in group:
-        return _image(group["0"], name)
+        return _image(group["0"], name, path)
     multiscales = ome.get("multiscales")
     if not multiscales:
         arrays = ", ".join(sorted(group.array_keys())) or "none"
@@ -148,7 +155,9 @@ def _image(group: zarr.Group, name: str) -> LayerData:
         record["units"] = _units(axes)
     meta = _meta(record, ndim, name)
     meta["multiscale"] = len(levels) > 1
-    kind = "labels" if "image-label" in ome else "image"
+    provenance = _provenance(group, path or name)
+    labels = "image-label" in ome or _label_recipe(provenance.get("operation"))
+    kind = "labels" if labels else "image"
     data = levels if len(levels) > 1 else levels[0]
     return data, meta, _checked_kind(kind, levels[0].dtype, meta)
 
