@@ -364,3 +364,21 @@ def test_each_built_level_chunk_is_reported_once(tmp_path):
             expected.append((level, start, stop))
     got = sorted((level, box.start, box.stop) for level, box in reported)
     assert got == sorted(expected)
+
+
+def test_output_status_tells_each_state(tmp_path):
+    volume = synthetic_ct((32, 32, 32), seed=5)
+    out = tmp_path / "out.ome.zarr"
+    assert chunkwise.output_status(out) is None
+    layout = {"chunks": (8, 8, 8), "block": (8, 8, 8), "n_jobs": 1, "levels": 2}
+    chunkwise.process(volume, ops.copy(), out, region=(slice(0, 8),), **layout)
+    assert chunkwise.output_status(out) is chunkwise.Status.PARTIAL
+    run = chunkwise.iter_process(volume, ops.copy(), out, resume=True, **layout)
+    next(run)
+    run.close()
+    assert chunkwise.output_status(out) is chunkwise.Status.CANCELLED
+    chunkwise.process(volume, ops.copy(), out, resume=True, **layout)
+    assert chunkwise.output_status(out) is chunkwise.Status.COMPLETE
+    assert chunkwise.output_status(out).finished
+    zarr.create_array(tmp_path / "foreign.zarr", data=volume)
+    assert chunkwise.output_status(tmp_path / "foreign.zarr") is None

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import zarr
 from zarr.storage import LocalStore
 
-from chunkwise._store import ATTRIBUTE, LEDGER, now
+from chunkwise._store import ATTRIBUTE, LEDGER, Status, now, open_output
 from chunkwise.errors import BlockError, ChunkwiseError
 
 if TYPE_CHECKING:
@@ -117,6 +117,34 @@ def effective_status(record: Mapping[str, Any]) -> str:
             f"interrupted (its process {process.get('pid')} on {process.get('host')} "
             "is gone; resume to finish)"
         )
+    return status
+
+
+def output_status(out: Any) -> Status | None:
+    """Where the chunkwise output at ``out`` stands; None if there is none.
+
+    Parameters
+    ----------
+    out : str, os.PathLike, zarr store, zarr.Array or zarr.Group
+        An output location: a plain array or an OME-Zarr image.
+
+    Returns
+    -------
+    Status or None
+        The recorded status, ``INTERRUPTED`` for a ``running`` run whose process is
+        gone; None where there is no output, or none that chunkwise wrote.
+    """
+    try:
+        record = open_output(out).provenance
+    except ChunkwiseError:
+        return None
+    try:
+        status = Status(record.get("status"))
+    except ValueError:
+        return None
+    process = record.get("process")
+    if status is Status.RUNNING and isinstance(process, dict) and process_gone(process):
+        return Status.INTERRUPTED
     return status
 
 

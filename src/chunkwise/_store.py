@@ -475,6 +475,11 @@ class Status(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def finished(self) -> bool:
+        """Whether the output is done: nothing to resume."""
+        return self is Status.COMPLETE
+
 
 @dataclass(frozen=True)
 class Output:
