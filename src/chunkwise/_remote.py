@@ -24,12 +24,17 @@ if TYPE_CHECKING:
 
     from chunkwise._zarr_compat import BufferPrototype
 
-__all__ = ["DEFAULT_TIMEOUT", "check_timeout", "open_url"]
+__all__ = ["DEFAULT_TIMEOUT", "check_timeout", "is_url", "open_url"]
 
 #: Seconds an HTTP(S) input may send nothing before the read fails.
 DEFAULT_TIMEOUT = 60.0
 
 _HTTP = ("http", "https")
+
+
+def is_url(path: str) -> bool:
+    """True for fsspec URLs such as ``s3://`` or ``https://`` (not ``file://``)."""
+    return "://" in path and not path.startswith("file://")
 
 
 def check_timeout(timeout: object) -> float | None:

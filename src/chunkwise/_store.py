@@ -23,9 +23,10 @@ import zarr
 import zarr.codecs
 from zarr.storage import FsspecStore, LocalStore, MemoryStore, ZipStore
 
+from chunkwise._chunkfiles import ChunkFiles
 from chunkwise._geometry import Box, chunk_boxes
 from chunkwise._keys import all_fill, stored_units
-from chunkwise._source import ChunkFiles, is_url
+from chunkwise._remote import is_url
 from chunkwise._zarr_compat import bytes_buffer, cpu, sync
 from chunkwise.errors import ChunkwiseError
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chunkwise._chunkfiles import ChunkFiles
 from chunkwise._geometry import Box, block_box, chunk_boxes
 from chunkwise._keys import chunk_key, stored_units
-from chunkwise._source import ChunkFiles
 from chunkwise._store import Ledger
 from chunkwise._zarr_compat import sync
 
