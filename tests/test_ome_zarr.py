@@ -382,3 +382,49 @@ def test_output_status_tells_each_state(tmp_path):
     assert chunkwise.output_status(out).finished
     zarr.create_array(tmp_path / "foreign.zarr", data=volume)
     assert chunkwise.output_status(tmp_path / "foreign.zarr") is None
+
+
+def test_replacing_and_resuming_an_image_follow_the_array_rules(volume, tmp_path):
+    path, data = volume
+    out = tmp_path / "out.ome.zarr"
+    first = run_cli("run", path, out, "--levels", "2", "--quiet")
+    assert first.code == 0, str(first)
+    again = run_cli("run", path, out, "--levels", "2")
+    assert again.code == 2 and "already exists" in again.err, str(again)
+    other = run_cli("run", path, out, "--levels", "3", "--resume")
+    assert other.code == 2 and "different output" in other.err, str(other)
+    replaced = run_cli(
+        "run", path, out, "--op", "invert", "--levels", "2", "--overwrite", "--quiet"
+    )
+    assert replaced.code == 0, str(replaced)
+    group = zarr.open_group(out, mode="r")
+    np.testing.assert_array_equal(group["0"][:], ~data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]
+    # An OME-Zarr image chunkwise did not write is replaced only with --force.
+    foreign = tmp_path / "foreign.ome.zarr"
+    image = zarr.create_group(foreign, zarr_format=3)
+    image.create_array("0", data=data, dimension_names="zyx")
+    image.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "axes": [{"name": n, "type": "space"} for n in "zyx"],
+                "datasets": [
+                    {
+                        "path": "0",
+                        "coordinateTransformations": [
+                            {"type": "scale", "scale": [1.0, 1.0, 1.0]}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    refused = run_cli("run", path, foreign, "--overwrite")
+    assert refused.code == 2 and "--force" in refused.err, str(refused)
+    np.testing.assert_array_equal(zarr.open_group(foreign, mode="r")["0"][:], data)
+    forced = run_cli("run", path, foreign, "--overwrite", "--force", "--quiet")
+    assert forced.code == 0, str(forced)
+    # The input itself is never an output.
+    same = run_cli("run", foreign, foreign, "--overwrite", "--force")
+    assert same.code == 2, str(same)
