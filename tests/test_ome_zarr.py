@@ -428,3 +428,30 @@ def test_replacing_and_resuming_an_image_follow_the_array_rules(volume, tmp_path
     # The input itself is never an output.
     same = run_cli("run", foreign, foreign, "--overwrite", "--force")
     assert same.code == 2, str(same)
+
+
+@pytest.mark.parametrize(
+    ("op", "factor"),
+    [(ops.downsample(2), 0.5), (ops.upsample(2), 2.0), (ops.gaussian(1), 1.0)],
+    ids=["downsample", "upsample", "gaussian"],
+)
+def test_a_region_in_input_voxels_covers_the_output_it_maps_to(tmp_path, op, factor):
+    volume = synthetic_ct((32, 40, 48), seed=6)
+    out = tmp_path / "out.zarr"
+    region = (slice(8, 16), slice(10, 20), slice(0, 48))
+    result = chunkwise.process(
+        volume, op, out, chunks=(4, 4, 4), block=(4, 4, 4), region=region, n_jobs=1
+    )
+    expected = op(volume)
+    # The output voxels whose centres lie in the region are computed...
+    lo = [int(np.floor(s.start * factor)) for s in region]
+    hi = [int(np.ceil(s.stop * factor)) for s in region]
+    inside = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    np.testing.assert_array_equal(result[inside], expected[inside])
+    # ... and nothing beyond the chunks that hold them.
+    done = np.zeros(expected.shape, bool)
+    done[
+        tuple(slice(a // 4 * 4, -(-b // 4) * 4) for a, b in zip(lo, hi, strict=True))
+    ] = 1
+    assert not result[:][~done].any()
+    assert chunkwise.output_status(out) is chunkwise.Status.PARTIAL
