@@ -431,6 +431,9 @@ def open_source(
         )
     if isinstance(source, Source):
         return source
+    # A view that shows a whole zarr array (the napari reader's layers) names it:
+    # the array is processed, with its chunk files, location and fingerprint.
+    source = getattr(source, "chunkwise_input", source)
     if isinstance(source, np.ndarray):
         _check_array(source, "the input array")
         return Source(source, "<numpy array>", cache_bytes, missing)

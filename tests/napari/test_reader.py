@@ -5,12 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import basic_indices
 from napari.layers import Image, Labels
 from napari.utils.notifications import NotificationSeverity, notification_manager
+from scipy import ndimage
 
 import chunkwise
 from chunkwise import ops
+from chunkwise._napari._lazy import READ_CACHE_BYTES, LazyArray
 from chunkwise._napari._reader import get_reader, read_zarr
+from chunkwise._sample import synthetic_ct
+from chunkwise._source import open_source
+from conftest import exact_settings
 
 AXES = [
     {"name": "z", "type": "space", "unit": "micrometer"},
@@ -85,7 +93,9 @@ def test_plain_array_opens_lazily(make_napari_viewer, tmp_path, zarr_format):
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(path), plugin="chunkwise")
     assert isinstance(layer, Image)
-    assert isinstance(layer.data, zarr.Array)  # the array itself, nothing loaded
+    # A view of the array itself, nothing loaded.
+    assert isinstance(layer.data, LazyArray)
+    assert isinstance(layer.data.array, zarr.Array)
     assert layer.name == "plain"
     np.testing.assert_array_equal(layer.data[:], data)
     np.testing.assert_array_equal(layer.scale, (1, 1, 1))
@@ -102,7 +112,7 @@ def test_ome_zarr_multiscale(make_napari_viewer, tmp_path, version):
     assert layer.multiscale
     assert len(layer.data) == 2
     for level, expected in zip(layer.data, levels, strict=True):
-        assert isinstance(level, zarr.Array)
+        assert isinstance(level, LazyArray)
         np.testing.assert_array_equal(level[:], expected)
     np.testing.assert_allclose(layer.scale, WORLD_SCALE)
     np.testing.assert_allclose(layer.translate, WORLD_TRANSLATE)
@@ -140,7 +150,7 @@ def test_chunkwise_output_type_from_recipe(tmp_path, op, kind):
     volume = np.random.default_rng(2).integers(0, 9, (8, 8, 8)).astype(np.uint8)
     chunkwise.process(volume, op, path, n_jobs=1)
     [(data, _meta, layer_type)] = read_zarr(str(path))
-    assert isinstance(data, zarr.Array)
+    assert isinstance(data, LazyArray)
     assert layer_type == kind
 
 
@@ -158,7 +168,7 @@ def test_chunkwise_mask_opens_as_labels_layer(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(path), plugin="chunkwise")
     assert isinstance(layer, Labels)
-    assert isinstance(layer.data, zarr.Array)
+    assert isinstance(layer.data, LazyArray)
     np.testing.assert_array_equal(layer.data[:], volume > 50)
 
 
@@ -325,3 +335,237 @@ def test_napari_ome_zarr_opens_chunkwise_pyramids(make_napari_viewer, pyramid_ou
     )
     # Placed as chunkwise places it: level 1's voxels centred on their windows.
     np.testing.assert_allclose(layer.level_shapes[1], (12, 20, 20))
+
+
+# --- LazyArray: the reader's layers read through chunkwise ---------------------------
+
+#: Chunk key layouts: zarr format, key encoding (nested "/" or flat ".").
+LAYOUTS = {
+    "v3 nested": (3, {"name": "default", "separator": "/"}),
+    "v3 flat": (3, {"name": "default", "separator": "."}),
+    "v2 flat": (2, {"name": "v2", "separator": "."}),
+    "v2 nested": (2, {"name": "v2", "separator": "/"}),
+}
+SPARSE_SHAPE = (20, 23, 17)
+FILL = 7
+
+
+def write_sparse(path, layout: str, dtype=np.uint16) -> zarr.Array:
+    """Chunks of (3, 5, 4); only two corners written, the rest is the fill value."""
+    zarr_format, encoding = LAYOUTS[layout]
+    array = zarr.create_array(
+        path,
+        shape=SPARSE_SHAPE,
+        chunks=(3, 5, 4),
+        dtype=dtype,
+        fill_value=FILL,
+        zarr_format=zarr_format,
+        chunk_key_encoding=encoding,
+    )
+    data = np.random.default_rng(4).integers(10, 200, SPARSE_SHAPE).astype(dtype)
+    array[0:6, 0:10, 0:8] = data[0:6, 0:10, 0:8]
+    array[18:20, 20:23, 12:17] = data[18:20, 20:23, 12:17]
+    return array
+
+
+@pytest.fixture(scope="module", params=LAYOUTS)
+def sparse(request, tmp_path_factory) -> zarr.Array:
+    return write_sparse(tmp_path_factory.mktemp("sparse") / "s.zarr", request.param)
+
+
+KEYS = [
+    (),
+    (slice(None),),
+    (3,),
+    (-1, -1, -1),
+    (3, slice(None, None, 2)),
+    (slice(1, 19, 3), slice(None, None, -2), 4),
+    (Ellipsis, slice(2, None, 5)),
+    (slice(None, None, -1),),
+    (np.int64(2), Ellipsis, 3),
+    (slice(20, 2, -7), slice(None), slice(16, None, -16)),
+    (slice(None, None, 9), slice(None, None, 11), slice(None, None, 100)),
+    (slice(5, 5), 2),
+]
+
+
+@pytest.mark.parametrize("key", KEYS, ids=str)
+def test_lazy_array_reads_as_zarr(sparse, key):
+    reference = sparse[:]
+    expected = reference[key]
+    got = np.asarray(LazyArray(sparse)[key])
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+    if all(getattr(k, "step", 1) in (1, None) for k in key if k is not Ellipsis):
+        np.testing.assert_array_equal(got, sparse[key])  # zarr itself, no negatives
+
+
+@given(data=st.data())
+@exact_settings(60)
+def test_lazy_array_views_compose_like_numpy(sparse, data):
+    reference, view = sparse[:], LazyArray(sparse)
+    for _ in range(data.draw(st.integers(1, 3))):
+        if reference.ndim == 0:
+            break
+        key = data.draw(basic_indices(reference.shape, allow_ellipsis=True))
+        reference, view = reference[key], view[key]
+        np.testing.assert_array_equal(np.asarray(view), reference)
+        assert np.shape(view) == reference.shape
+
+
+def test_lazy_array_reads_never_written_chunks_as_fill_without_decoding(tmp_path):
+    array = write_sparse(tmp_path / "s.zarr", "v3 nested")
+    lazy = LazyArray(array)
+    cache = lazy.source.cache
+    loads = cache.loads
+    # Chunk rows 1 and 2 along y hold nothing from z 6 on: every chunk is missing.
+    np.testing.assert_array_equal(lazy[6:18], FILL)
+    assert cache.loads == loads
+    assert lazy[19, 0, 0] == FILL
+    # Only the chunks that exist are decoded, once.
+    np.testing.assert_array_equal(np.asarray(lazy), array[:])
+    assert cache.loads - loads == 2 * 2 * 2 + 1 * 1 * 2
+    np.testing.assert_array_equal(lazy[:3, ::2], array[:3, ::2])
+    assert cache.loads - loads == 10
+
+
+def test_lazy_slices_read_nothing_until_used(tmp_path):
+    lazy = LazyArray(write_sparse(tmp_path / "s.zarr", "v3 nested"))
+    loads = lazy.source.cache.loads
+    tile = lazy[:, 2:9, 1:7]  # how napari cuts a multiscale level to its tile
+    assert isinstance(tile, LazyArray)
+    assert tile.shape == (20, 7, 6) and len(tile) == 20 and tile.size == 20 * 42
+    assert lazy.source.cache.loads == loads
+    plane = tile[1]
+    assert isinstance(plane, np.ndarray) and plane.shape == (7, 6)
+    assert lazy.source.cache.loads - loads == 2 * 2  # 2 chunk rows x 2 columns
+
+
+def test_chunkwise_processes_the_array_behind_a_layer(tmp_path):
+    array = write_sparse(tmp_path / "s.zarr", "v3 nested")
+    lazy = LazyArray(array)
+    opened = open_source(lazy)
+    assert opened.array is array
+    assert opened.location == str(array.store_path)
+    # With the preview's budget, the preview reads through the layer's own cache.
+    assert open_source(lazy, cache_bytes=READ_CACHE_BYTES) is lazy.source
+    plane = chunkwise.compute_region(lazy, ops.gaussian(1), (3, slice(None)))
+    np.testing.assert_array_equal(plane, ops.gaussian(1)(array[:])[3])
+    # A part of it is processed as the part it is.
+    part = chunkwise.process(lazy[2:9, ::-2], ops.invert(), n_jobs=1)
+    np.testing.assert_array_equal(part[:], ops.invert()(array[:][2:9, ::-2]))
+    # Resume checks the input's files, as for the array itself.
+    target = tmp_path / "out.zarr"
+    run = chunkwise.iter_process(
+        lazy, ops.gaussian(1), target, chunks=(4, 8, 8), block=(4, 8, 8), n_jobs=1
+    )
+    next(run)
+    run.close()
+    done = chunkwise.process(lazy, ops.gaussian(1), target, resume=True, n_jobs=1)
+    np.testing.assert_array_equal(done[:], ops.gaussian(1)(array[:]))
+
+
+def test_slider_decodes_only_the_chunks_of_the_new_plane(make_napari_viewer, tmp_path):
+    path = tmp_path / "slab.zarr"
+    array = zarr.create_array(
+        path, shape=(32, 48, 48), chunks=(8, 16, 16), dtype=np.uint8, fill_value=9
+    )
+    volume = np.random.default_rng(5).integers(0, 200, (32, 32, 32), dtype=np.uint8)
+    array[:, :32, :32] = volume  # 2 x 2 of the 3 x 3 chunks of each slab
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="chunkwise")
+    assert tuple(layer.contrast_limits) == (0, 255)  # uint8: no sample read
+    cache = layer.data.source.cache
+
+    def shows(z: int) -> int:
+        viewer.dims.set_current_step(0, z)
+        shown = layer._slice.image.raw
+        np.testing.assert_array_equal(shown[:32, :32], volume[z])
+        np.testing.assert_array_equal(shown[32:], 9)
+        np.testing.assert_array_equal(shown[:, 32:], 9)
+        return cache.loads
+
+    # Slabs of 8 planes: napari read planes 0 and 15 while adding the layer.
+    loads = shows(17)
+    assert shows(21) == loads  # the same chunks: nothing decoded
+    assert shows(29) == loads + 4  # a new slab: its 4 stored chunks only
+    assert shows(24) == shows(3) == loads + 4
+
+
+def test_layers_get_contrast_limits_from_a_sample_of_stored_chunks(
+    make_napari_viewer, tmp_path
+):
+    path = tmp_path / "u16.zarr"
+    array = zarr.create_array(
+        path, shape=(4, 600, 600), chunks=(4, 16, 16), dtype=np.uint16
+    )
+    # Data off centre only: the sample finds the stored chunks nearest the centre.
+    values = np.arange(40 * 60, dtype=np.uint16).reshape(40, 60)
+    array[:, 300:340, 200:260] = np.broadcast_to(values, (4, 40, 60))
+    [layer] = make_napari_viewer().open(str(path), plugin="chunkwise")
+    low, high = layer.contrast_limits
+    assert low == 0 and 2000 < high <= 40 * 60 - 1
+    # Nothing stored near the centre: the dtype's range.
+    empty = zarr.create_array(
+        tmp_path / "empty.zarr", shape=(4, 600, 600), chunks=(4, 16, 16), dtype="i2"
+    )
+    [(_, meta, _)] = read_zarr(str(empty.store_path.store.root))
+    assert meta["contrast_limits"] == (-32768.0, 32767.0)
+
+
+def test_ome_zarr_levels_read_lazily_and_exactly(make_napari_viewer, tmp_path):
+    levels = write_ome(tmp_path / "image.ome.zarr", "0.5")
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "image.ome.zarr"), plugin="chunkwise")
+    assert [level.source.cache.max_bytes for level in layer.data] == [
+        READ_CACHE_BYTES,
+        READ_CACHE_BYTES // 4,
+    ]
+    for level, expected in zip(layer.data, levels, strict=True):
+        np.testing.assert_array_equal(
+            np.asarray(level[1:, ::3, ::-2]), expected[1:, ::3, ::-2]
+        )
+    # float32: limits from the stored values of the coarsest level.
+    assert tuple(layer.contrast_limits) == (levels[1].min(), levels[1].max())
+
+
+def test_widget_runs_and_previews_a_layer_opened_by_the_reader(
+    make_napari_viewer, qtbot, tmp_path
+):
+    small = synthetic_ct((48, 64, 64), seed=5)
+    path = tmp_path / "ct.zarr"
+    zarr.create_array(path, data=small, chunks=(16, 32, 32))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="chunkwise")
+    _, widget = viewer.window.add_plugin_dock_widget("chunkwise", "Process volume")
+    step = widget.steps.steps[0]
+    step.op_name.value = "gaussian"
+    step.fields["sigma"].value = 2.0
+    expected = ndimage.gaussian_filter(small, 2.0)
+
+    viewer.dims.set_current_step(0, 17)
+    widget.preview.value = True
+
+    def previews(z: int) -> bool:
+        preview = widget._preview.layer
+        return (
+            preview is not None
+            and preview.data.shape == (1, 64, 64)
+            and np.array_equal(preview.data[0], expected[z])
+        )
+
+    qtbot.waitUntil(lambda: previews(17), timeout=20_000)
+    viewer.dims.set_current_step(0, 40)
+    qtbot.waitUntil(lambda: previews(40), timeout=20_000)
+    widget.preview.value = False
+
+    widget.output.value = tmp_path / "out.zarr"
+    widget.run_button.clicked.emit()
+    qtbot.waitUntil(
+        lambda: widget.stream is not None and not widget.stream.running,
+        timeout=120_000,
+    )
+    written = zarr.open_array(tmp_path / "out.zarr", mode="r")
+    np.testing.assert_array_equal(written[:], expected)
+    assert written.attrs["chunkwise"]["status"] == "complete"
+    assert layer.data.array.store_path.store.root == path

@@ -56,7 +56,7 @@ def test_round_trip(make_napari_viewer, tmp_path, make):
     viewer.layers.clear()
     [read] = viewer.open(str(path), plugin="chunkwise")
     assert type(read) is kind
-    assert isinstance(read.data, zarr.Array)
+    assert isinstance(read.data.array, zarr.Array)  # read lazily, through chunkwise
     level0 = data[0] if isinstance(data, list) else data
     np.testing.assert_array_equal(read.data[:], np.asarray(level0))
     assert read.data.dtype == layer.dtype

@@ -1,6 +1,9 @@
 """Open Zarr arrays and OME-Zarr images as napari layers, lazily.
 
-Layers hold the zarr arrays themselves, so napari reads only the chunks it shows.
+Layers hold `LazyArray` views of the zarr arrays: napari reads only the chunks it
+shows, through chunkwise's chunk reads and cache rather than zarr's per-chunk event
+loop, and chunkwise processes the arrays themselves. Contrast limits are set from
+the dtype or a few stored chunks, so that napari does not scan a plane for them.
 A plain array takes its name and place in the world from the attributes that
 `write_zarr` stores; an OME-Zarr image (NGFF 0.4, or 0.5 under ``attrs["ome"]``)
 from its multiscales metadata. The metadata is read as plain attributes: the few
@@ -19,6 +22,7 @@ import zarr
 from napari.utils.notifications import show_error, show_warning
 
 from chunkwise import ops
+from chunkwise._napari._lazy import READ_CACHE_BYTES, LazyArray
 from chunkwise._napari._writer import LAYER_ATTRIBUTE
 
 if TYPE_CHECKING:
@@ -63,8 +67,9 @@ def read_zarr(path: str) -> list[LayerData]:
     Returns
     -------
     list of tuple
-        One ``(data, meta, layer_type)``: zarr arrays (a list of levels for a
-        multiscale image), with name, scale, translate, axis labels and units.
+        One ``(data, meta, layer_type)``: `LazyArray` views of zarr arrays (a list
+        of levels for a multiscale image), with name, scale, translate, axis labels,
+        units and, for images, contrast limits.
         If ``path`` cannot be read, an error notification says why and napari's
         "nothing to add" value ``[(None,)]`` is returned.
     """
@@ -109,7 +114,11 @@ def _array(array: zarr.Array, name: str, path: str) -> LayerData:
         "labels" if _label_recipe(provenance.get("operation")) else "image"
     )
     meta = _meta(record, array.ndim, name)
-    return array, meta, _checked_kind(kind, array.dtype, meta)
+    data = LazyArray(array)
+    kind = _checked_kind(kind, array.dtype, meta)
+    if kind == "image":
+        _set_limits(meta, data)
+    return data, meta, kind
 
 
 def _provenance(node: zarr.Array | zarr.Group, path: str) -> dict[str, Any]:
@@ -157,9 +166,17 @@ def _image(group: zarr.Group, name: str, path: str = "") -> LayerData:
     meta["multiscale"] = len(levels) > 1
     provenance = _provenance(group, path or name)
     labels = "image-label" in ome or _label_recipe(provenance.get("operation"))
-    kind = "labels" if labels else "image"
-    data = levels if len(levels) > 1 else levels[0]
-    return data, meta, _checked_kind(kind, levels[0].dtype, meta)
+    kind = _checked_kind("labels" if labels else "image", levels[0].dtype, meta)
+    # Level k shows 1/4**k of level 0's pixels: its cache gets as much of the
+    # budget, all levels together under 4/3 of it. Level 0 is opened last, so that
+    # the preview, which reads level 0, finds its Source still open and shares it.
+    data = [
+        LazyArray(level, cache_bytes=READ_CACHE_BYTES // 4**k)
+        for k, level in reversed(list(enumerate(levels)))
+    ][::-1]
+    if kind == "image":
+        _set_limits(meta, data[-1])
+    return (data if len(data) > 1 else data[0]), meta, kind
 
 
 def _world(transforms: Sequence[dict[str, Any]], ndim: int) -> tuple[list, list]:
@@ -209,6 +226,36 @@ def _meta(record: dict[str, Any], ndim: int, name: str) -> dict[str, Any]:
     if record.get("contrast_limits") is not None:
         meta["contrast_limits"] = tuple(record["contrast_limits"])
     return meta
+
+
+def _set_limits(meta: dict[str, Any], data: LazyArray) -> None:
+    """Set contrast limits, unless recorded, without scanning the array.
+
+    The dtype's range up to 8 bits, else the range of a few stored chunks. Left
+    unset, napari scans the first plane it shows: all of a 16384**2 plane.
+    """
+    dtype = np.dtype(data.dtype)
+    if "contrast_limits" in meta or dtype.kind not in "biuf":
+        return
+    integer = dtype.kind in "iu"
+    full = (
+        (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max))
+        if integer
+        else (0.0, 1.0)
+    )
+    if dtype.kind == "b" or (integer and dtype.itemsize == 1):
+        meta["contrast_limits"] = full
+        return
+    values = data.sample()
+    if values is not None and dtype.kind == "f":
+        values = values[np.isfinite(values)]
+    if values is None or values.size == 0:
+        meta["contrast_limits"] = full
+        return
+    low, high = float(values.min()), float(values.max())
+    if low == high:  # nothing to go by: as napari does for a constant image
+        low, high = full if integer else (min(low, 0.0), max(high, 1.0))
+    meta["contrast_limits"] = (low, high)
 
 
 def _checked_kind(kind: str, dtype: Any, meta: dict[str, Any]) -> str:
