@@ -1,4 +1,4 @@
-"""The read-only entry points: planning a run and computing any output region."""
+"""Planning a run without running it, and the checks that every entry point shares."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ import operator
 from typing import TYPE_CHECKING, Any
 
 import joblib
-import numpy as np
 
 from chunkwise._geometry import Box
 from chunkwise._plan import Plan, make_plan
 from chunkwise._source import open_source
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._base import evaluate
 from chunkwise.ops._catalogue import as_operation
 
 if TYPE_CHECKING:
@@ -21,7 +19,7 @@ if TYPE_CHECKING:
 
     from chunkwise.ops import Operation
 
-__all__ = ["check_n_jobs", "compute_region", "plan"]
+__all__ = ["check_n_jobs", "plan"]
 
 
 def plan(
@@ -119,41 +117,3 @@ def _region_box(region: Any, shape: tuple[int, ...]) -> tuple[Box, tuple[Any, ..
             stop.append(i + 1)
             after.append(0)
     return Box(tuple(start), tuple(stop)), tuple(after)
-
-
-def compute_region(source: Any, op: Operation, region: Any) -> np.ndarray:
-    """Compute ``op``'s output over one region, reading only the input it needs.
-
-    The result equals that region of `chunkwise.process`'s output. It is what slice
-    previews use.
-
-    Parameters
-    ----------
-    source : str, os.PathLike, zarr.Array or numpy.ndarray
-        The input, as for `chunkwise.process`.
-    op : Operation or str
-        The operation, or its text form (``"gaussian:sigma=2"``).
-    region : Box or tuple of int and slice
-        Output region, indexed like numpy: integers drop their axis, so
-        ``(10, slice(None), slice(None))`` gives output plane 10 as a 2D array.
-
-    Returns
-    -------
-    numpy.ndarray
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from chunkwise import ops
-    >>> volume = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
-    >>> plane = compute_region(volume, ops.gaussian(1), (2, slice(None), slice(None)))
-    >>> bool((plane == ops.gaussian(1)(volume)[2]).all())
-    True
-    """
-    op = as_operation(op)
-    opened = open_source(source)
-    op.check(len(opened.shape))
-    op.check_shape(opened.shape)
-    box, after = _region_box(region, op.output_shape(opened.shape))
-    data = evaluate(op, opened.shape, opened.dtype, opened.read, box)
-    return data[after] if after else data

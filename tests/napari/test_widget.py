@@ -85,13 +85,11 @@ def test_run_end_to_end_writes_the_reference_and_shows_it(
     assert layer.visible and widget.output_layer.visible
     assert tuple(widget.output_layer.contrast_limits) == tuple(layer.contrast_limits)
     both = _canvas(viewer)
-    height, width = both.shape[:2]
-    halves = (
-        (both[:, : width // 2], both[:, width // 2 :])
-        if width >= height
-        else (both[: height // 2], both[height // 2 :])
-    )
-    assert all(half.std() > 5 for half in halves)
+    width = both.shape[1]
+    # napari's grid puts two layers side by side, whatever the canvas's shape; a
+    # panel with nothing drawn is one flat colour.
+    halves = (both[:, : width // 2], both[:, width // 2 :])
+    assert all(half.std() > 1 for half in halves)
     widget.compare.value = False
     assert not _grid(viewer).enabled
 

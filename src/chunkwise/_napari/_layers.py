@@ -1,8 +1,9 @@
-"""Where layers and outputs sit in napari's world: sources, geometry, layer kinds."""
+"""Where layers and outputs sit in napari's world: sources, geometry, view, kinds."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,12 +16,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OutputGeometry",
+    "ViewRegion",
+    "camera_of",
     "data_limits",
     "is_labels_result",
     "layer_source",
     "output_geometry",
     "plane_region",
     "same_values",
+    "view_region",
 ]
 
 
@@ -77,18 +81,118 @@ def plane_region(
 
     Returns the region (slices per axis) and the world translate of its first voxel.
     """
+    region, translate = _plane(viewer, layer, geometry)
+    return tuple(region), translate
+
+
+def _plane(
+    viewer: napari.Viewer, layer: Image | Labels, geometry: OutputGeometry
+) -> tuple[list[slice], np.ndarray]:
+    """Slices of the displayed output plane (whole on the displayed axes), translate."""
     ndim = layer.ndim
     offset = viewer.dims.ndim - ndim
     point = np.asarray(viewer.dims.point[offset:], dtype=float)
     data = (point - np.asarray(layer.translate)) / np.asarray(layer.scale)
-    displayed = {axis - offset for axis in viewer.dims.displayed}
+    displayed = set(_displayed_axes(viewer, layer))
     region, translate = [], geometry.translate.copy()
     for axis in range(ndim):
         if axis in displayed:
-            region.append(slice(None))
+            region.append(slice(0, int(geometry.shape[axis])))
             continue
         index = math.floor((round(data[axis]) + 0.5) / geometry.voxel[axis])
         index = min(max(index, 0), geometry.shape[axis] - 1)
         region.append(slice(index, index + 1))
         translate[axis] += index * geometry.scale[axis]
-    return tuple(region), translate
+    return region, translate
+
+
+def _displayed_axes(viewer: napari.Viewer, layer: Image | Labels) -> list[int]:
+    """The layer's axes on screen, vertical first (napari's displayed order)."""
+    offset = viewer.dims.ndim - layer.ndim
+    return [axis - offset for axis in viewer.dims.displayed if axis >= offset]
+
+
+@dataclass(frozen=True)
+class ViewRegion:
+    """What a preview computes: the output region in view, and where it lies."""
+
+    #: Output slices per axis: the visible part of the plane, one voxel thick off it.
+    region: tuple[slice, ...]
+    #: World position of the region's first voxel.
+    translate: tuple[float, ...]
+    #: The view shows more than the budget: the region is its centre only.
+    partial: bool
+    #: Output pixels of the region on screen: (height, width).
+    size: tuple[int, int]
+
+
+def view_region(
+    viewer: napari.Viewer,
+    layer: Image | Labels,
+    geometry: OutputGeometry,
+    *,
+    budget: int,
+) -> ViewRegion | None:
+    """The output region visible on the canvas, on the displayed plane.
+
+    Of at most ``budget`` output pixels: a larger view gets its centre, with the
+    view's proportions. None when the view shows none of the output.
+    """
+    region, translate = _plane(viewer, layer, geometry)
+    axes = _displayed_axes(viewer, layer)
+    if len(axes) != 2:
+        return None
+    low, high = _visible_world(viewer)
+    centre = (low + high) / 2
+    spans = []
+    for axis, lo, hi in zip(axes, low, high, strict=True):
+        span = _voxel_span(lo, hi, geometry, axis)
+        if span is None:
+            return None
+        spans.append(span)
+    extents = [b - a for a, b in spans]
+    partial = math.prod(extents) > budget
+    shrink = math.sqrt(budget / math.prod(extents)) if partial else 1.0
+    for axis, (a, b), c in zip(axes, spans, centre, strict=True):
+        length = max(1, math.floor((b - a) * shrink))
+        middle = (c - geometry.translate[axis]) / geometry.scale[axis]
+        start = min(max(round(middle - length / 2), a), b - length)
+        region[axis] = slice(start, start + length)
+        translate[axis] += start * geometry.scale[axis]
+    size = tuple(region[axis].stop - region[axis].start for axis in axes)
+    return ViewRegion(tuple(region), tuple(map(float, translate)), partial, size)
+
+
+def _voxel_span(
+    low: float, high: float, geometry: OutputGeometry, axis: int
+) -> tuple[int, int] | None:
+    """Output voxels along ``axis`` that the world interval [low, high] touches."""
+    # Output voxel j covers the world within half a voxel of its centre.
+    ends = sorted(
+        (w - geometry.translate[axis]) / geometry.scale[axis] for w in (low, high)
+    )
+    start = max(math.floor(ends[0] + 0.5), 0)
+    stop = min(math.floor(ends[1] + 0.5) + 1, int(geometry.shape[axis]))
+    return (start, stop) if start < stop else None
+
+
+def _visible_world(viewer: napari.Viewer) -> tuple[np.ndarray, np.ndarray]:
+    """World corners of the 2D view, displayed axes: (top, left), (bottom, right)."""
+    camera = camera_of(viewer)
+    centre = np.asarray(camera.center, dtype=float)[-2:]
+    half = _viewbox_size(viewer) / camera.zoom / 2
+    return centre - half, centre + half
+
+
+def camera_of(viewer: napari.Viewer) -> Any:
+    """The viewer's camera (napari 0.9 moved it to the scene)."""
+    scene = getattr(viewer, "scene", None)
+    return viewer.camera if scene is None else scene.camera
+
+
+def _viewbox_size(viewer: napari.Viewer) -> np.ndarray:
+    """Height and width of the view on the canvas, in screen pixels (one grid cell)."""
+    canvas = getattr(viewer, "canvas", None)
+    if canvas is None:  # napari < 0.9
+        return np.asarray(viewer._canvas_size, dtype=float)
+    return np.asarray(canvas.viewbox_size(viewer.layers), dtype=float)

@@ -4,9 +4,11 @@ It owns no processing logic: operations come from `chunkwise.ops`, previews from
 `chunkwise.compute_region`, runs from `chunkwise.iter_process`.
 """
 
+import math
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,15 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QEvent, QObject
-from qtpy.QtWidgets import QMessageBox
+from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtWidgets import QMessageBox, QSizePolicy
 from superqt.utils import qdebounced
 
 import chunkwise
 from chunkwise._napari._form import ChainEditor
+from chunkwise._napari._insert import TURN_MS, insert_in_turns
 from chunkwise._napari._layers import (
+    camera_of,
     data_limits,
     is_labels_result,
     layer_source,
@@ -43,10 +47,10 @@ from chunkwise._napari._layers import (
 )
 from chunkwise._napari._live import LiveOutput
 from chunkwise._napari._preview import NAME as PREVIEW_NAME
-from chunkwise._napari._preview import PlanePreview
+from chunkwise._napari._preview import PREVIEW_PIXELS, PlanePreview
 from chunkwise._napari._worker import RunStream
 from chunkwise._napari._writer import LAYER_ATTRIBUTE, layer_record
-from chunkwise._store import CODECS, provenance
+from chunkwise._store import CODECS
 
 __all__ = ["ProcessWidget"]
 
@@ -66,12 +70,24 @@ class ProcessWidget(Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self._preview = PlanePreview(viewer)
+        self._preview_note = ""
         self._output_name: str | None = None
         self.stream: RunStream | None = None
         self.output_layer: Image | Labels | None = None
         self.input = ComboBox(label="input", choices=self._input_layers)
         self.steps = ChainEditor()
-        self.preview = CheckBox(value=False, text="Preview on the current plane")
+        self.preview = CheckBox(value=False, text="Preview the plane in view")
+        self.preview_size = SpinBox(
+            label="preview size",
+            value=math.isqrt(PREVIEW_PIXELS),
+            min=256,
+            max=16384,
+            step=256,
+        )
+        self.preview_size.tooltip = (
+            "The preview computes at most this x this output pixels: the view, "
+            "or its centre when the view shows more"
+        )
         self.output = FileEdit(label="output", mode="w", filter="*.zarr", nullable=True)
         self.output.tooltip = (
             "Zarr store to write; empty: a scratch store to save later"
@@ -90,6 +106,12 @@ class ProcessWidget(Container):
         self.save_button = PushButton(text="Save result as…", enabled=False)
         self.progress = ProgressBar(label="progress", value=0, min=0, max=1)
         self.status = Label(label="", value="")
+        # A long status (a path) wraps and never widens the dock: a wider dock
+        # resizes napari's canvas, a full redraw on the event loop.
+        self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        )
         self.compare = CheckBox(
             value=False, text="Compare input and output side by side"
         )
@@ -103,6 +125,7 @@ class ProcessWidget(Container):
                 self.input,
                 self.steps,
                 self.preview,
+                self.preview_size,
                 self.output,
                 self.zarr_format,
                 self.codec,
@@ -135,6 +158,7 @@ class ProcessWidget(Container):
         self.input.changed.connect(self._on_input_changed)
         self.steps.changed.connect(self._on_view_changed)
         self.preview.changed.connect(self._on_preview_toggled)
+        self.preview_size.changed.connect(self._on_preview_size)
         self.run_button.changed.connect(self._on_run)
         self.cancel_button.changed.connect(self._on_cancel)
         self.resume_button.changed.connect(lambda: self._on_run(resume=True))
@@ -154,9 +178,20 @@ class ProcessWidget(Container):
         ]
 
     def _view_events(self) -> tuple[Any, ...]:
-        # What changes the plane in view: the slider, the axis order, 2D/3D.
+        # What changes the part of the plane in view: the slider, the axis order,
+        # 2D/3D, pan and zoom, and the canvas size (napari < 0.9 has no canvas model).
         dims = self._viewer.dims.events
-        return (dims.current_step, dims.order, dims.ndisplay)
+        camera = camera_of(self._viewer).events
+        canvas = getattr(self._viewer, "canvas", None)
+        sized = () if canvas is None else (canvas.events.size,)
+        return (
+            dims.current_step,
+            dims.order,
+            dims.ndisplay,
+            camera.center,
+            camera.zoom,
+            *sized,
+        )
 
     def _disconnect_viewer(self, *_: Any) -> None:
         if self._closed:
@@ -199,23 +234,43 @@ class ProcessWidget(Container):
         if self.preview.value:
             self._schedule_preview()
 
+    def _on_preview_size(self, side: int) -> None:
+        self._preview.budget = side * side
+        self._on_view_changed()
+
     def _update_preview(self) -> None:
-        if self._closed:
+        if self._closed or not self.preview.value:
             return
         layer = self.input.value
-        if not self.preview.value or layer is None:
+        if layer is None:
+            self._preview.close()  # its input is gone
             return
         if self._viewer.dims.ndisplay != 2:
-            self.status.value = "preview shows planes: switch to the 2D view"
+            self._note_preview("preview shows planes: switch to the 2D view")
             return
         try:
             op = self.operation()
+            view = self._preview.request(layer, op)
         except chunkwise.ChunkwiseError as error:
-            self.status.value = str(error)
+            self._note_preview(str(error))
             self._preview.close()  # it showed parameters that are no longer there
             return
-        self.status.value = ""
-        self._preview.request(layer, op)
+        if view is None:
+            self._note_preview("preview: the view shows none of the input")
+        elif view.partial:
+            height, width = view.size
+            self._note_preview(
+                f"The preview covers only the centre of the view ({height} x "
+                f"{width} pixels); zoom in to see more."
+            )
+        else:
+            self._note_preview("")
+
+    def _note_preview(self, text: str) -> None:
+        # The status line is shared with runs: a preview clears only its own notes.
+        if text or self.status.value == self._preview_note:
+            self.status.value = text
+        self._preview_note = text
 
     # --- run ---------------------------------------------------------------------
     def _output_target(self, layer: Image | Labels, op: Any) -> Path:
@@ -231,11 +286,8 @@ class ProcessWidget(Container):
         """For an existing output: "overwrite", "resume", or None to stop."""
         if not path.exists():
             return "new"
-        try:
-            status = provenance(zarr.open_array(path, mode="r")).get("status")
-        except Exception:
-            status = None
-        if status in ("running", "failed", "cancelled", "created"):
+        status = chunkwise.output_status(path)
+        if status is not None and not status.finished:
             answer = self.ask(
                 "Output exists",
                 f"{path} holds an unfinished run ({status}). Resume or overwrite it?",
@@ -280,46 +332,81 @@ class ProcessWidget(Container):
             show_error(str(error))
             return
         self._last_target = target
-        self._show_output(layer, op, run)
-        self.stream = RunStream(run, self.output_layer, self._on_progress, self._on_end)
-        self.progress.max = len(run.plan)
-        self.progress.value = run.done_at_start
+        # Blocks are computed once napari has drawn the output layer: until then the
+        # event loop has the cores to itself (benchmarks/results/gui.md).
+        live = self._show_output(layer, op, run, then=self._start_stream)
+        self.stream = RunStream(
+            run, self.output_layer, self._on_progress, self._on_end, live=live
+        )
+        self._show_progress(run.done_at_start, len(run.plan))
         self.status.value = f"running: {len(run.plan)} blocks into {target}"
         self._set_running(True)
+
+    def _start_stream(self) -> None:
         self.stream.start()
 
-    def _show_output(self, layer: Image | Labels, op: Any, run: chunkwise.Run) -> None:
+    def _show_output(
+        self,
+        layer: Image | Labels,
+        op: Any,
+        run: chunkwise.Run,
+        then: Callable[[], None],
+    ) -> LiveOutput:
+        """Show ``run``'s output in a layer; ``then()`` once napari has drawn it.
+
+        Returns what the layer shows while the run streams.
+        """
         geometry = output_geometry(layer, op)
         name = self._output_name = f"{layer.name} {op.name}"
-        if _name(self.output_layer) in self._viewer.layers:
-            self._viewer.layers.remove(_name(self.output_layer))
+        kind = "labels" if is_labels_result(layer, op) else "image"
         kwargs = {
             "name": name,
             "scale": geometry.scale,
             "translate": geometry.translate,
         }
-        kind = "labels" if is_labels_result(layer, op) else "image"
+        if kind == "image":
+            # Given, so that napari does not compute them from the data.
+            kwargs["contrast_limits"] = _contrast_limits(layer, run.output)
         # The run's stream reads the view for napari; a new output starts empty.
         live = LiveOutput(run.output, empty=run.done_at_start == 0)
-        if kind == "labels":
-            self.output_layer = self._viewer.add_labels(live, **kwargs)
+        old = self._previous_output(layer)
+        # A new layer is napari's costliest step of a Run: reuse the last one.
+        reuse = _can_show(old, kind, live)
+        if reuse:
+            shown = old
         else:
-            kwargs["contrast_limits"] = _contrast_limits(layer, run.output)
-            self.output_layer = self._viewer.add_image(live, **kwargs)
+            shown = (Labels if kind == "labels" else Image)(live, cache=False, **kwargs)
+        self.output_layer = shown
+
+        def show() -> None:
+            # In a turn after this one, which has enough to do already.
+            if self._closed:
+                then()  # the viewer is gone; the run is cancelled and must end
+            elif reuse:
+                _refill(shown, live, kwargs)
+                QTimer.singleShot(TURN_MS, then)  # Qt paints before it runs timers
+            else:
+                if old is not None:
+                    self._viewer.layers.remove(old)
+                insert_in_turns(self._viewer, shown, then=then)
+
+        QTimer.singleShot(TURN_MS, show)
         # Where the result lies, for the plugin's reader when it is opened again.
         run.output.update_attributes({LAYER_ATTRIBUTE: layer_record(kwargs, kind)})
         self._first_record = True
         # Limits not taken from the input are guessed from the first block.
         self._auto_contrast = kind == "image" and not same_values(layer, run.output)
+        return live
+
+    def _previous_output(self, source: Image | Labels) -> Image | Labels | None:
+        """The last run's output layer if it is still shown and is not ``source``."""
+        shown = self.output_layer
+        if shown is None or shown not in self._viewer.layers or shown == source:
+            return None
+        return shown
 
     def _on_progress(self, record: chunkwise.BlockDone) -> None:
-        # QProgressBar repaints at once when its text changes, and with napari's GL
-        # canvas in the window that repaint took 17-35 ms of a run's event loop;
-        # with updates off it is merged into the next frame instead.
-        bar = self.progress.native
-        bar.setUpdatesEnabled(False)
-        self.progress.value = record.done
-        bar.setUpdatesEnabled(True)
+        self._show_progress(record.done)
         stream = self.stream
         elapsed = time.perf_counter() - stream.started
         computed = record.done - stream.run.done_at_start
@@ -343,6 +430,17 @@ class ProcessWidget(Container):
                 )
                 worker.returned.connect(self._on_block_limits)
                 worker.start()
+
+    def _show_progress(self, done: int, total: int | None = None) -> None:
+        # QProgressBar repaints at once when its text changes, and with napari's GL
+        # canvas in the window that repaint took 17-35 ms of a run's event loop;
+        # with updates off it is merged into the next frame instead.
+        bar = self.progress.native
+        bar.setUpdatesEnabled(False)
+        if total is not None:
+            self.progress.max = total
+        self.progress.value = done
+        bar.setUpdatesEnabled(True)
 
     def _on_block_limits(self, limits: tuple[float, float]) -> None:
         if self.output_layer is not None and not self._closed:
@@ -434,8 +532,29 @@ def _grid(viewer: napari.viewer.Viewer) -> Any:
     return viewer.canvas.grid if hasattr(viewer, "canvas") else viewer.grid
 
 
-def _name(layer: Any) -> str | None:
-    return None if layer is None else layer.name
+def _can_show(layer: Image | Labels | None, kind: str, data: LiveOutput) -> bool:
+    """Whether ``layer`` can show ``data`` as a layer of ``kind`` would."""
+    return (
+        layer is not None
+        and isinstance(layer, Labels) == (kind == "labels")
+        and not layer.multiscale
+        and layer.ndim == data.ndim
+    )
+
+
+def _refill(layer: Image | Labels, data: LiveOutput, kwargs: dict[str, Any]) -> None:
+    """Show ``data`` in ``layer``, placed and named by ``kwargs``."""
+    layer.data = data
+    for key in ("scale", "translate"):
+        # Setting either re-slices the layer, even to the value it has.
+        if not np.array_equal(getattr(layer, key), kwargs[key]):
+            setattr(layer, key, kwargs[key])
+    layer.name = kwargs["name"]
+    limits = kwargs.get("contrast_limits")
+    if limits is not None:
+        # As a new layer would have them: the slider spans the limits.
+        layer.contrast_limits_range = limits
+        layer.contrast_limits = limits
 
 
 def _parse_chunks(text: str) -> tuple[int, ...] | None:

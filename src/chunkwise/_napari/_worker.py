@@ -75,6 +75,9 @@ class RunStream:
     on_end : callable
         Called on the main thread once, with None (complete) or the exception
         that ended the run (`chunkwise.Cancelled` included).
+    live : LiveOutput, optional
+        What ``layer`` shows from `start` on, if it does not show it yet: by
+        default ``layer.data``.
     """
 
     def __init__(
@@ -83,14 +86,17 @@ class RunStream:
         layer: Layer,
         on_progress: Callable[[BlockDone], None],
         on_end: Callable[[BaseException | None], None],
+        *,
+        live: LiveOutput | None = None,
     ) -> None:
         self.run = run
         self.layer = layer
-        self.live: LiveOutput = layer.data
+        self.live: LiveOutput = layer.data if live is None else live
         #: Refreshes that showed new blocks in the view, the last one included.
         self.refreshes = 0
         #: Reads of the view started off the main thread.
         self.reads = 0
+        #: When `start` was called.
         self.started = time.perf_counter()
         self._latest: BlockDone | None = None
         self._landed: list[Box] = []
@@ -112,6 +118,7 @@ class RunStream:
 
     def start(self) -> None:
         """Start computing blocks."""
+        self.started = time.perf_counter()
         self._timer.start()
         self.worker.start()
 
