@@ -13,6 +13,7 @@ from scipy import ndimage
 
 import chunkwise
 from chunkwise import ops
+from chunkwise._napari._layers import camera_of
 from chunkwise._napari._widget import _grid
 from chunkwise._sample import synthetic_ct
 
@@ -380,3 +381,35 @@ def test_labels_input_filtered_to_an_image_gets_usable_contrast(
     )
     low, high = widget.output_layer.contrast_limits
     assert 0 <= low < high <= 3
+
+
+def test_ome_zarr_output_streams_into_a_multiscale_layer(
+    make_napari_viewer, qtbot, tmp_path
+):
+    volume = synthetic_ct((48, 320, 320), seed=7)
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(volume, name="ct")
+    widget = _dock(viewer)
+    step = widget.steps.steps[0]
+    step.op_name.value = "gaussian"
+    step.fields["sigma"].value = 1.0
+    widget.output.value = tmp_path / "out.ome.zarr"
+    assert widget.format.value == "ome-zarr"  # from the name, as on the command line
+    widget.chunks.value = "16,32,32"
+    widget.n_jobs.value = 2
+    widget.run_button.clicked.emit()
+    qtbot.waitUntil(lambda: widget.output_layer in viewer.layers, timeout=10_000)
+    output = widget.output_layer
+    assert output.multiscale and len(output.data) == 2  # 320 -> 160: two levels
+    # Zoomed out, napari shows the coarse level: it fills in as the run goes.
+    camera_of(viewer).zoom = 0.3
+    qtbot.waitUntil(lambda: output.data_level == 1, timeout=10_000)
+    _wait_for_run(qtbot, widget)
+    # The stream read the coarse level's view again as its chunks landed.
+    assert widget.stream.reads >= 1
+    expected = ops.gaussian(1)(volume)
+    group = zarr.open_group(tmp_path / "out.ome.zarr", mode="r")
+    np.testing.assert_array_equal(group["0"][:], expected)
+    np.testing.assert_array_equal(group["1"][:], ops.downsample(2)(expected))
+    assert widget.output_layer is output and output.multiscale
+    np.testing.assert_array_equal(np.asarray(output.data[1]), group["1"][:])

@@ -10,6 +10,7 @@ hands the copy over with `keep`, and refreshes; napari's read then returns the c
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,9 +20,11 @@ if TYPE_CHECKING:
 
     from chunkwise._geometry import Box
 
-__all__ = ["LiveOutput"]
+__all__ = ["LiveOutput", "LivePyramid"]
 
 Key = tuple[Any, ...]
+#: Orders the views napari reads, across the levels of a pyramid.
+_READS = itertools.count()
 
 
 class LiveOutput:
@@ -50,6 +53,8 @@ class LiveOutput:
         self.size = array.size
         #: The last view napari read: one entry per axis, slices on the axes shown.
         self.view: Key | None = None
+        #: When that view was read, in the order of all reads (see `LivePyramid`).
+        self.viewed = -1
         self._kept: tuple[Key, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -61,6 +66,7 @@ class LiveOutput:
             return kept[1]
         if _is_view(key, self.ndim):
             self.view = key
+            self.viewed = next(_READS)
         if self._fill is not None:
             return self._fill[key]
         return self.array[key]
@@ -84,9 +90,14 @@ class LiveOutput:
         """Serve every read from the array again."""
         self._kept = None
 
-    def shows(self, box: Box) -> bool:
+    @property
+    def final(self) -> Any:
+        """What the layer shows once the run has ended: the array itself."""
+        return self.array
+
+    def shows(self, box: Box, level: int = 0) -> bool:
         """Whether ``box`` (output voxels) overlaps the view napari last read."""
-        if self.view is None:
+        if self.view is None or level != 0:
             return False
         for entry, size, start, stop in zip(
             self.view, self.shape, box.start, box.stop, strict=True
@@ -116,3 +127,57 @@ def _is_view(key: Any, ndim: int) -> bool:
         and len(key) == ndim
         and sum(isinstance(entry, slice) for entry in key) >= 2
     )
+
+
+class LivePyramid:
+    """An OME-Zarr output's levels as napari reads them while a run streams.
+
+    One `LiveOutput` per level; napari shows one level at a time (and the coarsest
+    for the thumbnail), so the stream reads ahead only the level napari read last,
+    and only when a chunk of that level landed in its view: a zoomed-out view of a
+    huge output refreshes as its coarse levels fill in, never reading level 0.
+    """
+
+    def __init__(self, arrays: list[zarr.Array], *, empty: bool = False) -> None:
+        self.levels = [LiveOutput(array, empty=empty) for array in arrays]
+        self.ndim = arrays[0].ndim
+
+    @property
+    def final(self) -> list[zarr.Array]:
+        """What the layer shows once the run has ended: the levels themselves."""
+        return [level.array for level in self.levels]
+
+    def _current(self) -> int | None:
+        viewed = [(level.viewed, i) for i, level in enumerate(self.levels)]
+        when, index = max(viewed)
+        return None if when < 0 else index
+
+    @property
+    def view(self) -> tuple[int, Key] | None:
+        """The level napari read last, and its view."""
+        index = self._current()
+        return None if index is None else (index, self.levels[index].view)
+
+    def written(self) -> None:
+        """Blocks have landed: read every level from now on."""
+        for level in self.levels:
+            level.written()
+
+    def shows(self, box: Box, level: int = 0) -> bool:
+        """Whether ``box`` of ``level`` overlaps the view of the level napari shows."""
+        return level == self._current() and self.levels[level].shows(box)
+
+    def read(self, view: tuple[int, Key]) -> tuple[tuple[int, Key], np.ndarray]:
+        """Read ``view`` (level, key) from its array (call it off the main thread)."""
+        index, key = view
+        return view, self.levels[index].read(key)[1]
+
+    def keep(self, view: tuple[int, Key], data: np.ndarray) -> None:
+        """Serve ``data`` for ``view`` from now on, until `forget`."""
+        index, key = view
+        self.levels[index].keep(key, data)
+
+    def forget(self) -> None:
+        """Serve every read from the arrays again."""
+        for level in self.levels:
+            level.forget()

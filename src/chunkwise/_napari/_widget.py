@@ -45,7 +45,7 @@ from chunkwise._napari._layers import (
     output_geometry,
     same_values,
 )
-from chunkwise._napari._live import LiveOutput
+from chunkwise._napari._live import LiveOutput, LivePyramid
 from chunkwise._napari._preview import NAME as PREVIEW_NAME
 from chunkwise._napari._preview import PREVIEW_PIXELS, PlanePreview
 from chunkwise._napari._worker import RunStream
@@ -92,6 +92,15 @@ class ProcessWidget(Container):
         self.output.tooltip = (
             "Zarr store to write; empty: a scratch store to save later"
         )
+        self.format = ComboBox(
+            label="format",
+            choices=[("Zarr array", "zarr"), ("OME-Zarr with pyramid", "ome-zarr")],
+            value="zarr",
+        )
+        self.format.tooltip = (
+            "OME-Zarr: an image whose pyramid is built during the run, shown "
+            "multiscale (the default for an output ending in .ome.zarr)"
+        )
         self.zarr_format = ComboBox(label="Zarr format", choices=(3, 2), value=3)
         self.codec = ComboBox(label="codec", choices=CODECS, value="zstd")
         self.chunks = LineEdit(label="chunks", value="")
@@ -127,6 +136,7 @@ class ProcessWidget(Container):
                 self.preview,
                 self.preview_size,
                 self.output,
+                self.format,
                 self.zarr_format,
                 self.codec,
                 self.chunks,
@@ -164,6 +174,7 @@ class ProcessWidget(Container):
         self.resume_button.changed.connect(lambda: self._on_run(resume=True))
         self.save_button.changed.connect(self._on_save)
         self.compare.changed.connect(self._on_compare)
+        self.output.changed.connect(self._on_output_chosen)
         self._on_input_changed(self.input.value)
 
     # --- choices ---------------------------------------------------------------
@@ -279,8 +290,14 @@ class ProcessWidget(Container):
             self._scratch = None
             return Path(chosen)
         folder = Path(tempfile.mkdtemp(prefix="chunkwise-"))
-        self._scratch = folder / f"{layer.name}-{op.name}.zarr"
+        suffix = ".ome.zarr" if self.format.value == "ome-zarr" else ".zarr"
+        self._scratch = folder / f"{layer.name}-{op.name}{suffix}"
         return self._scratch
+
+    def _on_output_chosen(self, path: Any) -> None:
+        # As on the command line: an output named .ome.zarr is an OME-Zarr image.
+        if path is not None and str(path).rstrip("/").endswith(".ome.zarr"):
+            self.format.value = "ome-zarr"
 
     def _existing_choice(self, path: Path) -> str | None:
         """For an existing output: "overwrite", "resume", or None to stop."""
@@ -323,6 +340,7 @@ class ProcessWidget(Container):
                 chunks=_parse_chunks(self.chunks.value),
                 zarr_format=self.zarr_format.value,
                 codec=self.codec.value,
+                format=self.format.value,
                 overwrite=choice == "overwrite",
                 resume=choice == "resume",
                 # The jobs yield the cores to napari's event loop and rendering.
@@ -351,7 +369,7 @@ class ProcessWidget(Container):
         op: Any,
         run: chunkwise.Run,
         then: Callable[[], None],
-    ) -> LiveOutput:
+    ) -> LiveOutput | LivePyramid:
         """Show ``run``'s output in a layer; ``then()`` once napari has drawn it.
 
         Returns what the layer shows while the run streams.
@@ -368,14 +386,21 @@ class ProcessWidget(Container):
             # Given, so that napari does not compute them from the data.
             kwargs["contrast_limits"] = _contrast_limits(layer, run.output)
         # The run's stream reads the view for napari; a new output starts empty.
-        live = LiveOutput(run.output, empty=run.done_at_start == 0)
+        empty = run.done_at_start == 0
+        live: LiveOutput | LivePyramid
+        if run.target.multiscale:
+            live = LivePyramid(list(run.target.levels), empty=empty)
+            kwargs["multiscale"] = True
+        else:
+            live = LiveOutput(run.output, empty=empty)
         old = self._previous_output(layer)
         # A new layer is napari's costliest step of a Run: reuse the last one.
-        reuse = _can_show(old, kind, live)
+        reuse = not run.target.multiscale and _can_show(old, kind, live)
         if reuse:
             shown = old
         else:
-            shown = (Labels if kind == "labels" else Image)(live, cache=False, **kwargs)
+            data = live.levels if isinstance(live, LivePyramid) else live
+            shown = (Labels if kind == "labels" else Image)(data, cache=False, **kwargs)
         self.output_layer = shown
 
         def show() -> None:
@@ -393,6 +418,7 @@ class ProcessWidget(Container):
         QTimer.singleShot(TURN_MS, show)
         # Where the result lies, for the plugin's reader when it is opened again.
         run.output.update_attributes({LAYER_ATTRIBUTE: layer_record(kwargs, kind)})
+        kwargs.pop("multiscale", None)
         self._first_record = True
         # Limits not taken from the input are guessed from the first block.
         self._auto_contrast = kind == "image" and not same_values(layer, run.output)

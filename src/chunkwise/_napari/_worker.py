@@ -23,7 +23,7 @@ import numpy as np
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 
-from chunkwise._napari._live import LiveOutput
+from chunkwise._napari._live import LiveOutput, LivePyramid
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -75,7 +75,7 @@ class RunStream:
     on_end : callable
         Called on the main thread once, with None (complete) or the exception
         that ended the run (`chunkwise.Cancelled` included).
-    live : LiveOutput, optional
+    live : LiveOutput or LivePyramid, optional
         What ``layer`` shows from `start` on, if it does not show it yet: by
         default ``layer.data``.
     """
@@ -87,11 +87,11 @@ class RunStream:
         on_progress: Callable[[BlockDone], None],
         on_end: Callable[[BaseException | None], None],
         *,
-        live: LiveOutput | None = None,
+        live: LiveOutput | LivePyramid | None = None,
     ) -> None:
         self.run = run
         self.layer = layer
-        self.live: LiveOutput = layer.data if live is None else live
+        self.live: LiveOutput | LivePyramid = layer.data if live is None else live
         #: Refreshes that showed new blocks in the view, the last one included.
         self.refreshes = 0
         #: Reads of the view started off the main thread.
@@ -99,7 +99,7 @@ class RunStream:
         #: When `start` was called.
         self.started = time.perf_counter()
         self._latest: BlockDone | None = None
-        self._landed: list[Box] = []
+        self._landed: list[tuple[int, Box]] = []
         self._stale = False
         self._reading = False
         self._on_progress = on_progress
@@ -142,13 +142,14 @@ class RunStream:
 
     def _on_yielded(self, record: BlockDone) -> None:
         self._latest = record
-        self._landed.append(record.box)
+        self._landed.append((0, record.box))
+        self._landed.extend(record.levels)
         self.live.written()
 
     def _on_tick(self) -> None:
         self._report()
         # Blocks off the view change nothing on screen: no read, no refresh.
-        self._stale |= any(self.live.shows(box) for box in self._landed)
+        self._stale |= any(self.live.shows(box, level) for level, box in self._landed)
         self._landed.clear()
         if self._stale and not self._reading and not self._detached:
             self._stale = False
@@ -189,6 +190,6 @@ class RunStream:
         if not self._detached:
             # The jobs are done, so napari's own read of the view is the quick one
             # (~15 ms), and the layer holds the output itself again.
-            self.layer.data = self.run.output
+            self.layer.data = self.live.final
             self.refreshes += 1
         self._on_end(error)
