@@ -413,3 +413,58 @@ def test_ome_zarr_output_streams_into_a_multiscale_layer(
     np.testing.assert_array_equal(group["1"][:], ops.downsample(2)(expected))
     assert widget.output_layer is output and output.multiscale
     np.testing.assert_array_equal(np.asarray(output.data[1]), group["1"][:])
+
+
+def test_region_runs_from_the_view_and_from_a_shapes_box_then_resume_finishes(
+    make_napari_viewer, qtbot, tmp_path
+):
+    volume = synthetic_ct((32, 128, 128), seed=8)
+    expected = ndimage.gaussian_filter(volume, 1.0)
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(volume, name="ct")
+    widget = _dock(viewer)
+    step = widget.steps.steps[0]
+    step.op_name.value = "gaussian"
+    step.fields["sigma"].value = 1.0
+    out = tmp_path / "out.zarr"
+    widget.output.value = out
+    widget.chunks.value = "8,16,16"
+    viewer.dims.set_current_step(0, 12)
+    # The current view: zoomed on the upper-left corner of plane 12.
+    camera = camera_of(viewer)
+    camera.center = (12, 20, 20)
+    camera.zoom = 8
+    widget.region.value = "current view"
+    widget.run_button.clicked.emit()
+    _wait_for_run(qtbot, widget)
+    assert widget.stream.run.wanted is not None
+    assert chunkwise.output_status(out) is chunkwise.Status.PARTIAL
+    assert "region done" in widget.status.value
+    written = zarr.open_array(out, mode="r")[:]
+    done = np.zeros(volume.shape, bool)
+    for index in np.flatnonzero(widget.stream.run.wanted):
+        done[widget.stream.run.plan.block(int(index)).box.slices] = True
+    assert done[12, 20, 20] and not done.all()
+    np.testing.assert_array_equal(written[done], expected[done])
+    assert not written[~done].any()
+
+    # A Shapes layer's box: a rectangle drawn on plane 20, lower right.
+    viewer.add_shapes(
+        [np.array([[20, 90, 100], [20, 90, 120], [20, 110, 120], [20, 110, 100]])],
+        shape_type="rectangle",
+        name="box",
+    )
+    widget.region.value = "box"
+    widget.resume_button.clicked.emit()
+    _wait_for_run(qtbot, widget)
+    written = zarr.open_array(out, mode="r")[:]
+    np.testing.assert_array_equal(
+        written[20, 90:111, 100:121], expected[20, 90:111, 100:121]
+    )
+    assert chunkwise.output_status(out) is chunkwise.Status.PARTIAL
+
+    widget.region.value = "whole volume"
+    widget.resume_button.clicked.emit()
+    _wait_for_run(qtbot, widget)
+    assert chunkwise.output_status(out) is chunkwise.Status.COMPLETE
+    np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], expected)

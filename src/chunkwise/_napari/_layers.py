@@ -13,10 +13,12 @@ from chunkwise import ops
 
 if TYPE_CHECKING:
     import napari
+    from napari.layers import Layer
 
 __all__ = [
     "OutputGeometry",
     "ViewRegion",
+    "bounding_input_region",
     "camera_of",
     "data_limits",
     "is_labels_result",
@@ -24,6 +26,7 @@ __all__ = [
     "output_geometry",
     "plane_region",
     "same_values",
+    "view_input_region",
     "view_region",
 ]
 
@@ -161,6 +164,58 @@ def view_region(
         translate[axis] += start * geometry.scale[axis]
     size = tuple(region[axis].stop - region[axis].start for axis in axes)
     return ViewRegion(tuple(region), tuple(map(float, translate)), partial, size)
+
+
+def view_input_region(
+    viewer: napari.Viewer, layer: Image | Labels
+) -> tuple[slice, ...] | None:
+    """The input voxels on screen: the visible part of the displayed plane.
+
+    One voxel thick off the displayed axes; a region run computes the output chunks
+    that hold them (the current slab of chunks). None if none is visible.
+    """
+    geometry = output_geometry(layer, ops.copy())
+    region, _ = _plane(viewer, layer, geometry)
+    axes = _displayed_axes(viewer, layer)
+    if len(axes) != 2:
+        return None
+    low, high = _visible_world(viewer)
+    for axis, lo, hi in zip(axes, low, high, strict=True):
+        span = _voxel_span(lo, hi, geometry, axis)
+        if span is None:
+            return None
+        region[axis] = slice(*span)
+    return tuple(region)
+
+
+def bounding_input_region(
+    marks: Layer, layer: Image | Labels
+) -> tuple[slice, ...] | None:
+    """The input voxels inside the bounding box of a Shapes or Points layer.
+
+    Axes the marks do not have (a 2D drawing over a volume) are taken whole. None
+    if the box misses the input.
+    """
+    if len(marks.data) == 0:
+        return None
+    world = np.asarray(marks.extent.world, dtype=float)
+    shape = layer_source(layer).shape
+    scale, translate = np.asarray(layer.scale), np.asarray(layer.translate)
+    region = []
+    for axis, n in enumerate(shape):
+        offset = axis - (layer.ndim - world.shape[1])
+        if offset < 0:
+            region.append(slice(0, n))
+            continue
+        ends = sorted(
+            (world[k, offset] - translate[axis]) / scale[axis] for k in (0, 1)
+        )
+        start = max(math.floor(ends[0] + 0.5), 0)
+        stop = min(math.floor(ends[1] + 0.5) + 1, n)
+        if start >= stop:
+            return None
+        region.append(slice(start, stop))
+    return tuple(region)
 
 
 def _voxel_span(

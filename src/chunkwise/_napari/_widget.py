@@ -27,7 +27,7 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Points, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QObject, QTimer
@@ -38,12 +38,14 @@ import chunkwise
 from chunkwise._napari._form import ChainEditor
 from chunkwise._napari._insert import TURN_MS, insert_in_turns
 from chunkwise._napari._layers import (
+    bounding_input_region,
     camera_of,
     data_limits,
     is_labels_result,
     layer_source,
     output_geometry,
     same_values,
+    view_input_region,
 )
 from chunkwise._napari._live import LiveOutput, LivePyramid
 from chunkwise._napari._preview import NAME as PREVIEW_NAME
@@ -58,6 +60,8 @@ __all__ = ["ProcessWidget"]
 #: enough to merge a spin-box burst, short next to the ~50 ms a 512² plane takes.
 PREVIEW_DEBOUNCE_MS = 60
 
+#: The region choices besides the Shapes and Points layers.
+WHOLE, VIEW = "whole volume", "current view"
 #: How far below napari's the run's job threads are scheduled (see `chunkwise.process`).
 RUN_NICENESS = 10
 
@@ -105,6 +109,12 @@ class ProcessWidget(Container):
         self.codec = ComboBox(label="codec", choices=CODECS, value="zstd")
         self.chunks = LineEdit(label="chunks", value="")
         self.chunks.tooltip = "output chunk shape such as 64,64,64 (empty: the input's)"
+        self.region = ComboBox(label="region", choices=self._regions)
+        self.region.tooltip = (
+            "What Run computes: the whole volume, the output chunks under the "
+            "current view (this slab), or under a Shapes or Points layer's box. "
+            "Resume, with another region or the whole volume, finishes the rest."
+        )
         self.n_jobs = SpinBox(
             label="jobs", value=joblib.cpu_count(), min=1, max=joblib.cpu_count() * 4
         )
@@ -140,6 +150,7 @@ class ProcessWidget(Container):
                 self.zarr_format,
                 self.codec,
                 self.chunks,
+                self.region,
                 self.n_jobs,
                 self.backend,
                 buttons,
@@ -220,6 +231,7 @@ class ProcessWidget(Container):
 
     def _on_layers_changed(self, _: Any = None) -> None:
         self.input.reset_choices()
+        self.region.reset_choices()
 
     def _on_input_changed(self, layer: Image | Labels | None) -> None:
         # Start required parameters where the data is, so they are tuned by eye.
@@ -294,6 +306,29 @@ class ProcessWidget(Container):
         self._scratch = folder / f"{layer.name}-{op.name}{suffix}"
         return self._scratch
 
+    def _regions(self, _: Any = None) -> list[str]:
+        marks = [
+            layer.name
+            for layer in self._viewer.layers
+            if isinstance(layer, Shapes | Points)
+        ]
+        return [WHOLE, VIEW, *marks]
+
+    def _region_of(self, layer: Image | Labels) -> tuple[slice, ...] | None:
+        """The input region Run computes (None: all of it)."""
+        choice = self.region.value
+        if choice in (None, WHOLE):
+            return None
+        if choice == VIEW:
+            region = view_input_region(self._viewer, layer)
+        elif choice in self._viewer.layers:
+            region = bounding_input_region(self._viewer.layers[choice], layer)
+        else:
+            raise chunkwise.ChunkwiseError(f"the region layer {choice!r} is gone")
+        if region is None:
+            raise chunkwise.ChunkwiseError(f"the region ({choice}) misses the input")
+        return region
+
     def _on_output_chosen(self, path: Any) -> None:
         # As on the command line: an output named .ome.zarr is an OME-Zarr image.
         if path is not None and str(path).rstrip("/").endswith(".ome.zarr"):
@@ -341,6 +376,7 @@ class ProcessWidget(Container):
                 zarr_format=self.zarr_format.value,
                 codec=self.codec.value,
                 format=self.format.value,
+                region=self._region_of(layer),
                 overwrite=choice == "overwrite",
                 resume=choice == "resume",
                 # The jobs yield the cores to napari's event loop and rendering.
@@ -474,7 +510,14 @@ class ProcessWidget(Container):
 
     def _on_end(self, error: BaseException | None) -> None:
         self._set_running(False)
-        if error is None:
+        if error is None and self.stream.run.wanted is not None:
+            self.status.value = (
+                f"region done: {self._last_target}; Resume with another region, "
+                "or the whole volume, to finish it"
+            )
+            self.resume_button.enabled = True
+            self.save_button.enabled = self._scratch is not None
+        elif error is None:
             self.status.value = f"done: {self._last_target}"
             self.resume_button.enabled = False
             self.save_button.enabled = self._scratch is not None
