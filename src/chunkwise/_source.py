@@ -377,6 +377,26 @@ def _open_zarr(
     )
 
 
+def _image_of(array: zarr.Array) -> Any:
+    """The OME-Zarr image ``array`` is a level of (that level alone), or None.
+
+    A level handed over as an array (a napari layer's) keeps its axes, scale and
+    translation for an OME-Zarr output.
+    """
+    from chunkwise._ngff import read_multiscale
+
+    parent, _, name = array.store_path.path.rpartition("/")
+    if not name:
+        return None
+    try:
+        group = zarr.open_group(store=array.store_path.store, path=parent, mode="r")
+        image = read_multiscale(group)
+    except Exception:  # no group there, or not one we can read: a plain array
+        return None
+    chosen = [level for level in (image.levels if image else ()) if level.path == name]
+    return dataclasses.replace(image, levels=(chosen[0],)) if chosen else None
+
+
 def open_source(
     source: Any,
     *,
@@ -444,7 +464,13 @@ def open_source(
             # The same open array keeps its cache: repeated previews decode less.
             return _RECENT[key][1]
         _check_array(source, str(source.store_path))
-        opened = Source(source, str(source.store_path), cache_bytes, missing)
+        opened = Source(
+            source,
+            str(source.store_path),
+            cache_bytes,
+            missing,
+            image=_image_of(source),
+        )
         _RECENT[key] = (source, opened)
         while len(_RECENT) > _MAX_CACHES:
             _RECENT.popitem(last=False)

@@ -468,3 +468,34 @@ def test_region_runs_from_the_view_and_from_a_shapes_box_then_resume_finishes(
     _wait_for_run(qtbot, widget)
     assert chunkwise.output_status(out) is chunkwise.Status.COMPLETE
     np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], expected)
+
+
+def test_a_coarser_input_level_makes_a_draft_placed_on_the_input(
+    make_napari_viewer, qtbot, tmp_path
+):
+    volume = synthetic_ct((32, 96, 96), seed=9)
+    pyramid = tmp_path / "in.ome.zarr"
+    chunkwise.process(volume, ops.copy(), pyramid, levels=3, chunks=(16, 32, 32))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(pyramid), plugin="chunkwise")
+    widget = _dock(viewer)
+    assert widget.input.value is layer and widget.level.enabled
+    assert widget.level.max == 2
+    widget.level.value = 1
+    step = widget.steps.steps[0]
+    step.op_name.value = "gaussian"
+    step.fields["sigma"].value = 1.0
+    widget.output.value = tmp_path / "draft.ome.zarr"
+    widget.run_button.clicked.emit()
+    _wait_for_run(qtbot, widget)
+    level1 = ops.downsample(2)(volume)
+    group = zarr.open_group(tmp_path / "draft.ome.zarr", mode="r")
+    np.testing.assert_array_equal(group["0"][:], ops.gaussian(1)(level1))
+    # Level 1's voxels are 2 input voxels, centred on their windows: in the layer
+    # and in the OME-Zarr metadata alike.
+    output = widget.output_layer
+    np.testing.assert_allclose(output.scale, (2.0, 2.0, 2.0))
+    np.testing.assert_allclose(output.translate, (0.5, 0.5, 0.5))
+    image = dict(group.attrs)["ome"]["multiscales"][0]["datasets"][0]
+    assert image["coordinateTransformations"][0]["scale"] == [2.0, 2.0, 2.0]
+    assert image["coordinateTransformations"][1]["translation"] == [0.5, 0.5, 0.5]

@@ -31,9 +31,9 @@ __all__ = [
 ]
 
 
-def layer_source(layer: Image | Labels) -> Any:
-    """The array chunkwise reads for ``layer``: its data, or level 0 of a pyramid."""
-    return layer.data[0] if layer.multiscale else layer.data
+def layer_source(layer: Image | Labels, level: int = 0) -> Any:
+    """The array chunkwise reads for ``layer``: its data, or a level of a pyramid."""
+    return layer.data[level] if layer.multiscale else layer.data
 
 
 def same_values(layer: Image | Labels, output: Any) -> bool:
@@ -60,21 +60,32 @@ def is_labels_result(layer: Image | Labels, op: ops.Operation) -> bool:
 class OutputGeometry:
     """Scale and translate of ``op``'s output so it lies on ``layer`` in the world."""
 
-    def __init__(self, layer: Image | Labels, op: ops.Operation) -> None:
+    def __init__(
+        self, layer: Image | Labels, op: ops.Operation, level: int = 0
+    ) -> None:
         ndim = layer.ndim
-        voxel = np.asarray(op.voxel_scale(ndim))
+        # A coarser level of a pyramid: its voxels are `factor` level-0 voxels,
+        # centred on the windows they reduce.
+        factor = (
+            np.asarray(layer.downsample_factors[level], dtype=float)
+            if layer.multiscale
+            else np.ones(ndim)
+        )
+        voxel = factor * np.asarray(op.voxel_scale(ndim))
         self.scale = np.asarray(layer.scale) * voxel
         # Output voxel j is centred on input coordinate (j + 0.5) * voxel - 0.5.
         self.translate = (
             np.asarray(layer.translate) + np.asarray(layer.scale) * (voxel - 1) / 2
         )
         self.voxel = voxel
-        self.shape = op.output_shape(layer_source(layer).shape)
+        self.shape = op.output_shape(layer_source(layer, level).shape)
 
 
-def output_geometry(layer: Image | Labels, op: ops.Operation) -> OutputGeometry:
+def output_geometry(
+    layer: Image | Labels, op: ops.Operation, level: int = 0
+) -> OutputGeometry:
     """The output's place in the world (see `OutputGeometry`)."""
-    return OutputGeometry(layer, op)
+    return OutputGeometry(layer, op, level)
 
 
 def plane_region(

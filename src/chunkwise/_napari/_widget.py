@@ -109,6 +109,11 @@ class ProcessWidget(Container):
         self.codec = ComboBox(label="codec", choices=CODECS, value="zstd")
         self.chunks = LineEdit(label="chunks", value="")
         self.chunks.tooltip = "output chunk shape such as 64,64,64 (empty: the input's)"
+        self.level = SpinBox(label="input level", value=0, min=0, max=0)
+        self.level.tooltip = (
+            "For a pyramid: the level to process (0, full resolution; a coarser "
+            "one for a quick draft of the whole volume)"
+        )
         self.region = ComboBox(label="region", choices=self._regions)
         self.region.tooltip = (
             "What Run computes: the whole volume, the output chunks under the "
@@ -143,6 +148,7 @@ class ProcessWidget(Container):
             [
                 self.input,
                 self.steps,
+                self.level,
                 self.preview,
                 self.preview_size,
                 self.output,
@@ -234,6 +240,10 @@ class ProcessWidget(Container):
         self.region.reset_choices()
 
     def _on_input_changed(self, layer: Image | Labels | None) -> None:
+        levels = len(layer.data) if layer is not None and layer.multiscale else 1
+        self.level.max = levels - 1
+        self.level.value = min(self.level.value, levels - 1)
+        self.level.enabled = levels > 1
         # Start required parameters where the data is, so they are tuned by eye.
         if isinstance(layer, Image):
             low, high = (float(v) for v in layer.contrast_limits)
@@ -367,7 +377,7 @@ class ProcessWidget(Container):
             if choice is None:
                 return
             run = chunkwise.iter_process(
-                layer_source(layer),
+                layer_source(layer, self.level.value),
                 op,
                 target,
                 n_jobs=self.n_jobs.value,
@@ -410,7 +420,7 @@ class ProcessWidget(Container):
 
         Returns what the layer shows while the run streams.
         """
-        geometry = output_geometry(layer, op)
+        geometry = output_geometry(layer, op, self.level.value)
         name = self._output_name = f"{layer.name} {op.name}"
         kind = "labels" if is_labels_result(layer, op) else "image"
         kwargs = {
