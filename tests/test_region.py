@@ -100,10 +100,14 @@ class _SlowTiles:
     def __init__(self, monkeypatch, seconds: float) -> None:
         self.seconds = seconds
         self.calls: list[tuple[Box, float, float]] = []
+        #: Tiles begun, finished or not.
+        self.started = 0
         self._lock = threading.Lock()
         real = chunkwise._region.evaluate
 
         def slow(op, shape, dtype, read, box):
+            with self._lock:
+                self.started += 1
             began = time.perf_counter()
             time.sleep(self.seconds)
             data = real(op, shape, dtype, read, box)
@@ -123,13 +127,14 @@ def test_a_cancelled_region_stops_within_one_tile(monkeypatch):
     first = next(tiles)
     assert first.total > 20
     token.cancel()
-    cancelled_at = time.perf_counter()
+    begun = slow.started
     with pytest.raises(chunkwise.Cancelled, match="of"):
         list(tiles)
     time.sleep(0.3)  # any tile still running has finished by now
-    # Only the tiles already running when it was cancelled finished, one per job.
-    assert len(slow.calls) <= 1 + 2 * 2 + 2
-    assert all(began < cancelled_at for _, began, _ in slow.calls)
+    # No tile began after the cancel but those already handed to a job (at most
+    # one more per job, taken as the cancel came): not the rest of the region.
+    assert slow.started <= begun + 2
+    assert slow.started < first.total
 
 
 def test_closing_the_iterator_does_not_wait_for_tiles_in_flight(monkeypatch):
@@ -138,9 +143,9 @@ def test_closing_the_iterator_does_not_wait_for_tiles_in_flight(monkeypatch):
         VOLUME, ops.gaussian(1.0), (5,), n_jobs=2, tile_voxels=200
     )
     next(tiles)
-    began = time.perf_counter()
     tiles.close()
-    assert time.perf_counter() - began < 0.25
+    # Closed while tiles were still computing (each takes 0.5 s): not waited for.
+    assert slow.started > len(slow.calls)
     time.sleep(0.6)
     assert len(slow.calls) <= 1 + 2 * 2 + 2
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chunkwise._geometry import Box, chunk_boxes
-from chunkwise._store import ChunkWriter, Ledger, written_map
+from chunkwise._store import ChunkWriter, Ledger, write_box
 from chunkwise.ops import downsample
 from chunkwise.ops._base import evaluate
 
@@ -223,14 +223,7 @@ class Pyramid:
         below = self._sources[level - 1]
         try:
             data = evaluate(self.reduce, below.shape, below.dtype, below.read, box)
-            writer = self._writers[level]
-            if writer is not None:
-                written = writer.write(box, data)
-            else:
-                if self._fence is not None:
-                    self._fence.check()
-                array[box.slices] = data
-                written = written_map(array, box, data)
+            written = write_box(array, box, data, self._writers[level], self._fence)
             self._ledgers[level].mark(self._flat(level, index), written)
         except BaseException:
             with self._lock:
@@ -294,14 +287,9 @@ class InBlock:
                 if not box.contains(chunk_box):
                     continue
                 part = data[chunk_box.relative_to(box)]
-                writer = self.writers[level]
-                if writer is not None:
-                    written = writer.write(chunk_box, part)
-                else:
-                    if self.fence is not None:
-                        self.fence.check()
-                    array[chunk_box.slices] = part
-                    written = written_map(array, chunk_box, part)
+                written = write_box(
+                    array, chunk_box, part, self.writers[level], self.fence
+                )
                 built.append((level, index, written))
         return built
 

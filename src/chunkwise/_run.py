@@ -66,7 +66,7 @@ from chunkwise._store import (
     open_output,
     output_store,
     provenance,
-    written_map,
+    write_box,
 )
 from chunkwise._verify import (
     check_blocks,
@@ -240,13 +240,7 @@ class _Job:
                 functools.partial(self.source.read, cached=self.shared),
                 block.box,
             )
-            if self.writer is not None:
-                written = self.writer.write(block.box, data)
-            else:
-                if self.fence is not None:
-                    self.fence.check()
-                self.output[block.box.slices] = data
-                written = written_map(self.output, block.box, data)
+            written = write_box(self.output, block.box, data, self.writer, self.fence)
             built = (
                 [] if self.in_block is None else self.in_block.build(block.box, data)
             )

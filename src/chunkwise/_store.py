@@ -50,6 +50,7 @@ __all__ = [
     "parse_codec",
     "provenance",
     "update_provenance",
+    "write_box",
 ]
 
 LEDGER = "chunkwise-ledger"
@@ -341,6 +342,26 @@ class ChunkWriter:
             finally:
                 partial.unlink(missing_ok=True)
         return _pack(written)
+
+
+def write_box(
+    array: zarr.Array,
+    box: Box,
+    data: np.ndarray,
+    writer: ChunkWriter | None = None,
+    fence: Fence | None = None,
+) -> bytes:
+    """Write ``data`` (whole chunks) over ``box``; return its `written_map`.
+
+    Directly with ``writer`` where it has one, through zarr otherwise; either way
+    ``fence`` is checked first.
+    """
+    if writer is not None:
+        return writer.write(box, data)
+    if fence is not None:
+        fence.check()
+    array[box.slices] = data
+    return written_map(array, box, data)
 
 
 def written_map(array: zarr.Array, box: Box, data: np.ndarray) -> bytes:
