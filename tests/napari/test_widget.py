@@ -499,3 +499,32 @@ def test_a_coarser_input_level_makes_a_draft_placed_on_the_input(
     image = dict(group.attrs)["ome"]["multiscales"][0]["datasets"][0]
     assert image["coordinateTransformations"][0]["scale"] == [2.0, 2.0, 2.0]
     assert image["coordinateTransformations"][1]["translation"] == [0.5, 0.5, 0.5]
+
+
+def test_preview_of_a_coarser_input_level_reads_that_level(
+    make_napari_viewer, qtbot, tmp_path
+):
+    volume = synthetic_ct((32, 96, 96), seed=10)
+    pyramid = tmp_path / "in.ome.zarr"
+    chunkwise.process(volume, ops.copy(), pyramid, levels=2, chunks=(16, 32, 32))
+    viewer = make_napari_viewer()
+    viewer.open(str(pyramid), plugin="chunkwise")
+    widget = _dock(viewer)
+    step = widget.steps.steps[0]
+    step.op_name.value = "gaussian"
+    step.fields["sigma"].value = 1.0
+    viewer.dims.set_current_step(0, 21)  # level 1 plane 10 covers input planes 20-21
+    widget.level.value = 1
+    widget.preview.value = True
+    expected = ops.gaussian(1)(ops.downsample(2)(volume))[10]
+
+    def shows_level_1():
+        layer = widget._preview.layer
+        return (
+            layer is not None
+            and layer.data.shape[-2:] == expected.shape
+            and np.array_equal(np.asarray(layer.data)[0], expected)
+        )
+
+    qtbot.waitUntil(shows_level_1, timeout=20_000)
+    np.testing.assert_allclose(widget._preview.layer.scale, (2.0, 2.0, 2.0))

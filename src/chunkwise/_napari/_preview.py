@@ -77,6 +77,8 @@ class _Job:
     data: np.ndarray | None = None
     #: Contrast limits, set at the first display so that they do not jump.
     limits: tuple[float, float] | None = None
+    #: The pyramid level of ``layer`` the preview reads.
+    level: int = 0
 
     @property
     def box(self) -> chunkwise.Box:
@@ -126,12 +128,15 @@ class PlanePreview:
         """Whether a preview is being computed."""
         return self._job is not None
 
-    def request(self, layer: Image | Labels, op: ops.Operation) -> ViewRegion | None:
+    def request(
+        self, layer: Image | Labels, op: ops.Operation, level: int = 0
+    ) -> ViewRegion | None:
         """Preview ``op`` on the part of ``layer`` in view; None if none is in view.
 
+        ``level``: the level of a pyramid to read, as a run of it would.
         Raises `chunkwise.ChunkwiseError` if ``op`` cannot apply to the layer.
         """
-        geometry = output_geometry(layer, op)
+        geometry = output_geometry(layer, op, level)
         view = view_region(self._viewer, layer, geometry, budget=self.budget)
         if view is None:
             self._cancel()
@@ -148,12 +153,12 @@ class PlanePreview:
             self._cancel()
             self._show(done, view.region)
             return view
-        self._start(_Job(layer, op, geometry, view))
+        self._start(_Job(layer, op, geometry, view, level=level))
         return view
 
     def _start(self, job: _Job) -> None:
         tiles = chunkwise.iter_region(
-            layer_source(job.layer),
+            layer_source(job.layer, job.level),
             job.op,
             job.box,
             cancel=job.cancel,

@@ -186,6 +186,7 @@ class ProcessWidget(Container):
         self.steps.changed.connect(self._on_view_changed)
         self.preview.changed.connect(self._on_preview_toggled)
         self.preview_size.changed.connect(self._on_preview_size)
+        self.level.changed.connect(self._on_view_changed)
         self.run_button.changed.connect(self._on_run)
         self.cancel_button.changed.connect(self._on_cancel)
         self.resume_button.changed.connect(lambda: self._on_run(resume=True))
@@ -283,7 +284,7 @@ class ProcessWidget(Container):
             return
         try:
             op = self.operation()
-            view = self._preview.request(layer, op)
+            view = self._preview.request(layer, op, self.level.value)
         except chunkwise.ChunkwiseError as error:
             self._note_preview(str(error))
             self._preview.close()  # it showed parameters that are no longer there
