@@ -10,7 +10,7 @@ made of windows of ``k`` voxels has ``k`` times the scale and a translation move
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from chunkwise.ops._params import spatial_axes
@@ -57,7 +57,6 @@ class Multiscale:
     #: The downscaling method recorded as the multiscale's ``type``.
     method: str | None = None
     version: str = "0.5"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ndim(self) -> int:

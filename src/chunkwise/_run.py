@@ -722,15 +722,20 @@ def _compression(source: Source, samples: int = 16) -> float:
     return stored / decoded if decoded else 1.0
 
 
+def _physical_memory() -> int | None:
+    """The machine's memory in bytes, None where the system does not say."""
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
 def _check_resources(plan: Plan, store: Any, n_jobs: int, source: Source) -> None:
     """Refuse a run that cannot fit in memory or on the output's disk.
 
     Memory: the blocks in flight. Disk: the output's size compressed as well as the
     input is (at best 100x), against the free space where it goes.
     """
-    physical = None
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    physical = _physical_memory()
     if physical:
         need = plan.peak_bytes_per_job * n_jobs
         if need > 0.8 * physical:
@@ -878,9 +883,7 @@ def _pyramid_plan(plan: Plan, source: Source, n_jobs: int) -> Plan:
         block=block,
         n_jobs=n_jobs,
     )
-    physical = 0
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    physical = _physical_memory() or 0
     growth = aligned.peak_bytes_per_job / max(plan.peak_bytes_per_job, 1)
     fits = aligned.peak_bytes_per_job * n_jobs <= physical / 4
     return aligned if growth <= 8 and fits else plan
@@ -963,13 +966,17 @@ def wanted_blocks(plan: Plan, source: Source, region: Any) -> np.ndarray | None:
             for b, v in zip(box.stop, voxel, strict=True)
         ),
     ).clip(plan.shape)
-    wanted = np.array(
-        [plan.block(i).box.intersect(out) is not None for i in range(len(plan))],
-        dtype=bool,
-    )
-    if not wanted.any():
+    if any(a >= b for a, b in zip(out.start, out.stop, strict=True)):
         raise ChunkwiseError(f"the region {region} covers no output voxel")
-    return wanted
+    # Blocks tile the output on a grid: those over `out` are one slice of it.
+    wanted = np.zeros(plan.grid, dtype=bool)
+    wanted[
+        tuple(
+            slice(a // b, -(-c // b))
+            for a, c, b in zip(out.start, out.stop, plan.block_shape, strict=True)
+        )
+    ] = True
+    return wanted.ravel()
 
 
 def _parse_region(text: str, ndim: int) -> tuple[slice, ...]:

@@ -251,13 +251,13 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--levels",
-        type=_count,
+        type=_at_least(1, "a whole number"),
         help="pyramid levels, full resolution included (default: until the "
         "largest axis is at most 256)",
     )
     run.add_argument(
         "--level",
-        type=_level,
+        type=_at_least(0, "a level number"),
         help="level of an OME-Zarr input to process (default 0, full resolution)",
     )
     run.add_argument(
@@ -363,24 +363,19 @@ def _volume_shape(text: str) -> tuple[int, ...]:
     return values
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise _type_error(f"expected a whole number >= 1, got {text!r}")
-    return value
+def _at_least(low: int, what: str) -> Callable[[str], int]:
+    """A parser of whole numbers >= ``low`` (``what`` names them in errors)."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise _type_error(f"expected {what} >= {low}, got {text!r}")
+        return value
 
-def _level(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise _type_error(f"expected a level number >= 0, got {text!r}")
-    return value
+    return parse
 
 
 def _jobs(text: str) -> int:
