@@ -455,3 +455,23 @@ def test_a_region_in_input_voxels_covers_the_output_it_maps_to(tmp_path, op, fac
     ] = 1
     assert not result[:][~done].any()
     assert chunkwise.output_status(out) is chunkwise.Status.PARTIAL
+
+
+def test_a_user_group_beside_a_file_named_like_the_lock_is_never_cleared(tmp_path):
+    # The debris of a creation killed before its group's metadata is cleared only
+    # where a real chunkwise lock record proves it chunkwise's.
+    out = tmp_path / "mine.ome.zarr"
+    zarr.create_group(out, zarr_format=3)
+    zarr.create_array(out / "0", shape=(4, 4, 4), dtype="uint8")
+    (out / "chunkwise.lock").write_text("my notes about locks\n")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    volume = np.ones((4, 4, 4), np.uint8)
+    for flags in ({}, {"overwrite": True}, {"resume": True}):
+        with pytest.raises(ChunkwiseError):
+            chunkwise.process(volume, ops.copy(), out, n_jobs=1, **flags)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    # A group in memory without image metadata is refused, not a crash.
+    store = zarr.storage.MemoryStore()
+    zarr.create_group(store)
+    with pytest.raises(ChunkwiseError, match="not an image"):
+        chunkwise.process(volume, ops.copy(), store, n_jobs=1)

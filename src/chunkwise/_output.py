@@ -430,7 +430,11 @@ def inspect_output(store: Any, *, locked: bool = False) -> Existing:
             if leftovers is not None:
                 return Existing(Found.EMPTY, leftovers=leftovers)
             return Existing(Found.OTHER, detail=f"{root} is not a Zarr array")
-        ours = LEDGER in names or (LOCK in names and not locked)
+        # By what is inside them, not by name: a user's file named like the lock
+        # proves nothing (issue 9).
+        ours = (LEDGER in names and _is_ledger(root / LEDGER)) or (
+            LOCK in names and not locked and _is_lock_file(root / LOCK)
+        )
     else:
         ours = False
     try:
@@ -448,8 +452,10 @@ def inspect_output(store: Any, *, locked: bool = False) -> Existing:
             Output.of(node)
         except ChunkwiseError as error:
             # The caller who holds the lock looked before taking it.
-            proof = locked or LOCK in names
-            if root is not None and proof and not node.attrs.asdict():
+            proof = root is not None and (
+                locked or (LOCK in names and _is_lock_file(root / LOCK))
+            )
+            if proof and not node.attrs.asdict():
                 # Killed while its levels were made, before the group's metadata.
                 rest = [n for n in names if n != LOCK]
                 if all(n in _METADATA or _is_bare_level(root / n) for n in rest):
