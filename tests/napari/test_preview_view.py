@@ -326,6 +326,7 @@ def test_a_slow_preview_shows_its_finished_rows_exactly(
     make_napari_viewer, qtbot, array, smoothed, monkeypatch
 ):
     monkeypatch.setattr(_preview, "PROGRESSIVE_SECONDS", 0.0)
+    monkeypatch.setattr(_preview, "PROGRESSIVE_INTERVAL", 0.0)
     viewer = make_napari_viewer(show=True)
     viewer.add_image(array, name="ct", contrast_limits=(0, 255))
     widget = _dock(viewer)
@@ -334,8 +335,21 @@ def test_a_slow_preview_shows_its_finished_rows_exactly(
     _SlowTiles(monkeypatch, 0.3)
     widget.preview.value = True
     qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
-    assert widget._preview.busy  # rows on screen before the whole region
+    # The first finished tile is shown at once, so that napari builds the layer
+    # while the other tiles compute.
+    assert widget._preview.busy
     job = widget._preview._job
+    z, rows, cols = _shown(widget)
+    assert (rows.stop - rows.start) * (cols.stop - cols.start) < math.prod(
+        job.box.shape
+    )
+    np.testing.assert_array_equal(
+        widget._preview.layer.data[0], smoothed[z, rows, cols]
+    )
+    # Then the finished rows, before the whole region.
+    full = (job.box.start[2], job.box.stop[2])
+    qtbot.waitUntil(lambda: _shown(widget)[2] == slice(*full), timeout=10_000)
+    assert widget._preview.busy
     z, rows, cols = _shown(widget)
     # Finished rows, the full width, around the middle of the view.
     assert rows.stop - rows.start < job.box.shape[1]
