@@ -178,3 +178,44 @@ def test_kill9_of_a_loky_driver_leaves_no_worker_and_no_stray_write(
         for worker in workers:
             if _alive(worker):
                 worker.kill()
+
+
+@pytest.mark.slow
+def test_kill9_during_region_runs_then_other_regions_complete_the_output(
+    volume, tmp_path, slow_op
+):
+    out = tmp_path / "out.zarr"
+    env = slow_op(0.03)
+    top = ("--region", "0:48,0:96,0:96")  # 3 x 6 x 6 = 108 of the 216 blocks
+    for i, count in enumerate((1, 30, 70)):
+        extra = (*top, "--resume") if i else top
+        run = start_cli(*run_args(volume.path, out, *extra, op=SLOW_OP), env=env)
+        wait_for(
+            lambda run=run, count=count: ledger_count(out) >= count or not run.running,
+            interval=0.001,
+            what=f"{count} blocks in the ledger",
+        )
+        assert run.kill9() == -9, f"the region run ended before block {count}"
+        assert status_of(out) not in ("complete", "partial")
+
+    # The region, resumed, is exact; the rest is still the fill value and not done.
+    resumed = run_cli(
+        *run_args(volume.path, out, *top, "--resume", op=SLOW_OP), env=env
+    )
+    assert resumed.code == 0, str(resumed)
+    assert status_of(out) == "partial"
+    assert ledger_count(out) == 108
+    result = read_array(out)
+    np.testing.assert_array_equal(result[:48], volume.scipy[:48])
+    assert not result[48:].any()
+
+    # Another region, killed once, then the rest with no region: complete and exact.
+    bottom = ("--region", "48:96,0:48,0:96")
+    run = start_cli(
+        *run_args(volume.path, out, *bottom, "--resume", op=SLOW_OP), env=env
+    )
+    wait_for(lambda: ledger_count(out) >= 120 or not run.running, interval=0.001)
+    assert run.kill9() == -9
+    rest = run_cli(*run_args(volume.path, out, "--resume", op=SLOW_OP), env=env)
+    assert rest.code == 0, str(rest)
+    volume.check(out)
