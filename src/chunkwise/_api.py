@@ -10,8 +10,9 @@ import joblib
 
 from chunkwise._geometry import Box
 from chunkwise._plan import Plan, make_plan
-from chunkwise._source import open_source
+from chunkwise._source import open_source, with_axes
 from chunkwise.errors import ChunkwiseError
+from chunkwise.ops._axes import fit_axes
 from chunkwise.ops._catalogue import as_operation
 
 if TYPE_CHECKING:
@@ -30,12 +31,13 @@ def plan(
     shards: Sequence[int] | None = None,
     block: Sequence[int] | None = None,
     n_jobs: int | None = None,
+    axes: str | None = None,
 ) -> Plan:
     """Describe a run without running it: output layout, blocks and estimates.
 
     Parameters
     ----------
-    source, op, chunks, shards, block, n_jobs
+    source, op, chunks, shards, block, n_jobs, axes
         As for `chunkwise.process`.
 
     Returns
@@ -54,9 +56,9 @@ def plan(
     """
     op = as_operation(op)
     jobs = check_n_jobs(n_jobs)
-    return make_plan(
-        open_source(source), op, chunks=chunks, shards=shards, block=block, n_jobs=jobs
-    )
+    opened = with_axes(open_source(source), axes)
+    op = fit_axes(op, opened.spatial, len(opened.shape))
+    return make_plan(opened, op, chunks=chunks, shards=shards, block=block, n_jobs=jobs)
 
 
 def check_n_jobs(n_jobs: object) -> int:

@@ -10,9 +10,11 @@ made of windows of ``k`` voxels has ``k`` times the scale and a translation move
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._params import spatial_axes
 
 if TYPE_CHECKING:
@@ -20,7 +22,14 @@ if TYPE_CHECKING:
 
     import zarr
 
-__all__ = ["Level", "Multiscale", "read_multiscale", "version_for"]
+__all__ = [
+    "Level",
+    "Multiscale",
+    "check_placement",
+    "placed",
+    "read_multiscale",
+    "version_for",
+]
 
 #: The NGFF version written with each Zarr format.
 VERSIONS = {2: "0.4", 3: "0.5"}
@@ -278,3 +287,45 @@ def resampled(base: Multiscale, level: Level, voxel: Sequence[float]) -> Multisc
         for t, s, v in zip(level.translation, level.scale, voxel, strict=True)
     )
     return replace(base, levels=(Level("0", scale, translation),))
+
+
+def check_placement(
+    name: str, values: object, ndim: int, *, positive: bool
+) -> tuple[float, ...] | None:
+    """``values`` as one finite number per axis (positive for a scale), or None."""
+    if values is None:
+        return None
+    if isinstance(values, str | bytes) or not hasattr(values, "__len__"):
+        raise ChunkwiseError(f"{name} must have one number per axis, got {values!r}")
+    numbers_ = tuple(values)  # type: ignore[arg-type]
+    if len(numbers_) != ndim:
+        raise ChunkwiseError(
+            f"{name} must have one number per axis of the input ({ndim}), "
+            f"got {len(numbers_)}"
+        )
+    ok = all(
+        isinstance(v, numbers.Real)
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and (v > 0 or not positive)
+        for v in numbers_
+    )
+    if not ok:
+        kind = "positive" if positive else "finite"
+        raise ChunkwiseError(f"{name} must be {kind} numbers, got {values!r}")
+    return tuple(float(v) for v in numbers_)
+
+
+def placed(
+    image: Multiscale,
+    scale: Sequence[float] | None,
+    translation: Sequence[float] | None,
+) -> Multiscale:
+    """``image`` with its first level at ``scale`` and ``translation`` (None: kept)."""
+    first = image.levels[0]
+    level = Level(
+        first.path,
+        first.scale if scale is None else tuple(scale),
+        first.translation if translation is None else tuple(translation),
+    )
+    return replace(image, levels=(level, *image.levels[1:]))

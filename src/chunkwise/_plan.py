@@ -132,13 +132,17 @@ class Plan:
         return voxels * self.input_dtype.itemsize
 
     def still_read(
-        self, box: Box, pending: Callable[[int], bool]
+        self,
+        box: Box,
+        pending: Callable[[int], bool],
+        rank: Callable[[int], int] | None = None,
     ) -> tuple[Box, int] | None:
         """What of input ``box`` the blocks with ``pending(index)`` read, and when.
 
-        Returns the bounding box of their reads within ``box`` and the lowest index
-        among them, or None when no pending block reads ``box``. Input ranges grow
-        with the block position along each axis, so the blocks touching ``box`` are
+        Returns the bounding box of their reads within ``box`` and the lowest rank
+        among them (``rank(index)``, by default the index: the order blocks run
+        in), or None when no pending block reads ``box``. Input ranges grow with
+        the block position along each axis, so the blocks touching ``box`` are
         found by bisection.
         """
         touching = []
@@ -149,18 +153,19 @@ class Plan:
         low = list(box.stop)
         high = list(box.start)
         strides = self._grid_strides
-        first_reader = len(self)
+        first_reader: int | None = None
         for position in itertools.product(*touching):
             index = sum(p * s for p, s in zip(position, strides, strict=True))
             if not pending(index):
                 continue
-            first_reader = min(first_reader, index)
+            when = index if rank is None else rank(index)
+            first_reader = when if first_reader is None else min(first_reader, when)
             for axis, p in enumerate(position):
                 a, b = self._input_ranges[axis][p]
                 low[axis] = min(low[axis], a)
                 high[axis] = max(high[axis], b)
         keep = box.intersect(Box(tuple(low), tuple(high)))
-        return None if keep is None else (keep, first_reader)
+        return None if keep is None or first_reader is None else (keep, first_reader)
 
     def chunks_touched(self, chunks: Sequence[int]) -> int:
         """The most input chunks (of shape ``chunks``) that one block reads from."""

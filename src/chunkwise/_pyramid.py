@@ -26,6 +26,7 @@ import numpy as np
 from chunkwise._geometry import Box, chunk_boxes
 from chunkwise._store import ChunkWriter, Ledger, write_box
 from chunkwise.ops import downsample
+from chunkwise.ops._axes import fit_axes
 from chunkwise.ops._base import evaluate
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     import zarr
 
     from chunkwise._output import Fence
+    from chunkwise.ops import Operation
 
 __all__ = ["InBlock", "Pyramid", "method_for"]
 
@@ -80,7 +82,9 @@ class Pyramid:
         from chunkwise._source import open_source
 
         self.levels = levels
-        self.reduce = downsample(2, method=method)
+        self.method = method
+        self.axes = halved_axes(levels)
+        self.reduce = _reduction(levels, method)
         self._fence = fence
         self._nice = nice
         self._ledgers = [Ledger.of(array) for array in levels]
@@ -120,7 +124,7 @@ class Pyramid:
     def forget(self, box: Box) -> None:
         """Level 0's ``box`` is to be computed again: so is everything above it."""
         for level in range(1, len(self.levels)):
-            box = _halve(box, self.levels[level])
+            box = _halve(box, self.levels[level], self.axes)
             for index in _indices(self.levels[level], box):
                 if self.done[level][index]:
                     self.done[level][index] = False
@@ -188,7 +192,7 @@ class Pyramid:
         if level + 1 >= len(self.levels):
             return
         parent = self.levels[level + 1]
-        for index in _indices(parent, _halve(box, parent)):
+        for index in _indices(parent, _halve(box, parent, self.axes)):
             if not self.done[level + 1][index] and self._ready(level + 1, index):
                 self._submit(level + 1, index)
 
@@ -266,15 +270,16 @@ class InBlock:
 
         Returns ``(level, chunk index, written map)`` for each chunk written.
         """
-        reduce = downsample(2, method=self.method)
+        reduce = _reduction(self.levels, self.method)
+        axes = halved_axes(self.levels)
         built = []
         for level in range(1, len(self.levels)):
             below, array = self.levels[level - 1], self.levels[level]
-            if any(a % 2 for a in box.start) or any(
-                b % 2 and b != n for b, n in zip(box.stop, below.shape, strict=True)
+            if any(box.start[a] % 2 for a in axes) or any(
+                box.stop[a] % 2 and box.stop[a] != below.shape[a] for a in axes
             ):
                 break  # its windows would reach into other blocks
-            coarse = _halve(box, array)
+            coarse = _halve(box, array, axes)
             data = evaluate(
                 reduce,
                 below.shape,
@@ -294,12 +299,31 @@ class InBlock:
         return built
 
 
-def _halve(box: Box, parent: zarr.Array) -> Box:
+def _halve(box: Box, parent: zarr.Array, axes: tuple[int, ...]) -> Box:
     """The box of ``parent``, the next level, that reduces ``box`` of the one below."""
     return Box(
-        tuple(a // 2 for a in box.start),
-        tuple(math.ceil(b / 2) for b in box.stop),
+        tuple(a // 2 if i in axes else a for i, a in enumerate(box.start)),
+        tuple(math.ceil(b / 2) if i in axes else b for i, b in enumerate(box.stop)),
     ).clip(parent.shape)
+
+
+def halved_axes(levels: tuple[zarr.Array, ...]) -> tuple[int, ...]:
+    """The axes each level halves: the space axes, never channels or time.
+
+    Read off the first two levels' shapes. An axis of one voxel halves to itself
+    either way; such axes make up the count where fewer than 2 shrink.
+    """
+    first, second = levels[0].shape, levels[1].shape
+    axes = [a for a, (n, m) in enumerate(zip(first, second, strict=True)) if n != m]
+    ones = [a for a, n in enumerate(first) if n == 1 and a not in axes]
+    while len(axes) < 2 and ones:
+        axes.append(ones.pop(0))
+    return tuple(sorted(axes))
+
+
+def _reduction(levels: tuple[zarr.Array, ...], method: str) -> Operation:
+    """The x2 reduction from one level to the next, on the halved axes only."""
+    return fit_axes(downsample(2, method=method), halved_axes(levels), levels[0].ndim)
 
 
 def _indices(array: zarr.Array, box: Box) -> list[tuple[int, ...]]:

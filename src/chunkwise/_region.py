@@ -19,8 +19,9 @@ import numpy as np
 
 from chunkwise._api import _region_box, check_n_jobs
 from chunkwise._geometry import Box, block_box, ceil_div
-from chunkwise._source import Source, open_source
+from chunkwise._source import Source, open_source, with_axes
 from chunkwise.errors import Cancelled, ChunkwiseError
+from chunkwise.ops._axes import fit_axes
 from chunkwise.ops._base import evaluate
 from chunkwise.ops._catalogue import as_operation
 
@@ -73,6 +74,7 @@ def compute_region(
     n_jobs: int | None = None,
     cancel: CancelToken | None = None,
     tile_voxels: int = TILE_VOXELS,
+    axes: str | None = None,
 ) -> np.ndarray:
     """Compute ``op``'s output over one region, reading only the input it needs.
 
@@ -95,6 +97,8 @@ def compute_region(
         Stops the computation between tiles when cancelled.
     tile_voxels : int
         Most output voxels per tile.
+    axes : str, optional
+        The input's axes, as for `chunkwise.process`.
 
     Returns
     -------
@@ -116,7 +120,7 @@ def compute_region(
     >>> bool((plane == ops.gaussian(1)(volume)[2]).all())
     True
     """
-    opened, op, box, after = _prepare(source, op, region, None)
+    opened, op, box, after = _prepare(source, op, region, None, axes)
     tiles = _iter_tiles(
         opened,
         op,
@@ -145,6 +149,7 @@ def iter_region(
     cancel: CancelToken | None = None,
     tile_voxels: int = TILE_VOXELS,
     cache_bytes: int | None = None,
+    axes: str | None = None,
 ) -> Iterator[RegionTile]:
     """Compute ``op``'s output over one region tile by tile, yielding each tile.
 
@@ -174,6 +179,8 @@ def iter_region(
         Budget, in bytes, of the cache of decoded input chunks (0 disables it;
         default 128 MiB). The same open zarr array with the same budget keeps one
         cache across calls, so that regions nearby decode no chunk twice.
+    axes : str, optional
+        The input's axes, as for `chunkwise.process`.
 
     Yields
     ------
@@ -197,17 +204,18 @@ def iter_region(
     >>> [tile.box.shape for tile in tiles[:2]], tiles[0].covered, tiles[1].covered
     ([(1, 512, 512), (1, 512, 512)], None, Box(start=(4, 0, 0), stop=(5, 512, 1024)))
     """
-    opened, op, box, _ = _prepare(source, op, region, cache_bytes)
+    opened, op, box, _ = _prepare(source, op, region, cache_bytes, axes)
     shape = _tile_shape(box.shape, tile_voxels)
     return _iter_tiles(opened, op, box, shape, check_n_jobs(n_jobs), cancel)
 
 
 def _prepare(
-    source: Any, op: Any, region: Any, cache_bytes: int | None
+    source: Any, op: Any, region: Any, cache_bytes: int | None, axes: str | None
 ) -> tuple[Source, Operation, Box, tuple[Any, ...]]:
     """The opened input, the operation and the output box, all checked."""
     op = as_operation(op)
-    opened = open_source(source, cache_bytes=cache_bytes)
+    opened = with_axes(open_source(source, cache_bytes=cache_bytes), axes)
+    op = fit_axes(op, opened.spatial, len(opened.shape))
     op.check(len(opened.shape))
     op.check_shape(opened.shape)
     box, after = _region_box(region, op.output_shape(opened.shape))

@@ -36,7 +36,16 @@ from chunkwise._api import check_n_jobs
 from chunkwise._fingerprint import changes, list_input
 from chunkwise._geometry import Box, block_box
 from chunkwise._keys import chunk_key, stored_units
-from chunkwise._ngff import Multiscale, level_shapes, plain, pyramid, resampled
+from chunkwise._ngff import (
+    Multiscale,
+    check_placement,
+    level_shapes,
+    placed,
+    plain,
+    pyramid,
+    resampled,
+)
+from chunkwise._order import BlockOrder, Ranking
 from chunkwise._output import (
     Claim,
     Existing,
@@ -52,7 +61,7 @@ from chunkwise._output import (
 from chunkwise._plan import Plan, make_plan
 from chunkwise._pyramid import InBlock, Pyramid, method_for
 from chunkwise._remote import DEFAULT_TIMEOUT
-from chunkwise._source import Source, open_source
+from chunkwise._source import Source, open_source, with_axes
 from chunkwise._store import (
     ATTRIBUTE,
     ChunkWriter,
@@ -77,9 +86,9 @@ from chunkwise._verify import (
 )
 from chunkwise._zarr_compat import sync
 from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
+from chunkwise.ops._axes import fit_axes
 from chunkwise.ops._base import evaluate
 from chunkwise.ops._catalogue import as_operation
-from chunkwise.ops._params import spatial_axes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -223,7 +232,7 @@ class _Job:
     in_block: InBlock | None = None
 
     def __call__(
-        self, index: int
+        self, index: int, ranking: Ranking | None = None
     ) -> tuple[int, Box, float, bytes, list[tuple[int, tuple[int, ...], bytes]]]:
         if self.nice and threading.get_native_id() != self.caller:
             _lower_priority(self.nice)
@@ -254,15 +263,18 @@ class _Job:
             raise BlockError(
                 f"{where} failed: {type(error).__name__}: {error}"
             ) from error
+        rank = None if ranking is None else ranking.rank
         if self.done is not None:
             self.done[index] = True
             done = self.done
             pending = lambda other: not done[other]  # noqa: E731
         else:
-            # Blocks are dispatched in index order: assume the earlier ones are done.
-            pending = lambda other: other > index  # noqa: E731
+            # Blocks are dispatched in rank order: assume the earlier ones are done.
+            when = (lambda other: other) if rank is None else rank
+            mine = when(index)
+            pending = lambda other: when(other) > mine  # noqa: E731
         self.source.release(
-            block.input_box, lambda chunk: self.plan.still_read(chunk, pending)
+            block.input_box, lambda chunk: self.plan.still_read(chunk, pending, rank)
         )
         return index, block.box, time.perf_counter() - began, written, built
 
@@ -319,9 +331,12 @@ class Run:
         resumed: bool = False,
         wanted: np.ndarray | None = None,
         labels: bool = False,
+        priority: Sequence[Box] = (),
     ) -> None:
         self.source = source
         self.plan = plan
+        # The order blocks are handed out in; the viewer moves its focus mid-run.
+        self._order = BlockOrder(plan, priority)
         self.target = output if isinstance(output, Output) else Output.of(output)
         self.output = self.target.base
         #: Which blocks this run computes (a region run); None: all of them.
@@ -355,6 +370,37 @@ class Run:
         """Stop dispatching blocks; the run then raises `Cancelled`."""
         self.cancel_token.cancel()
 
+    def prioritise(self, *regions: Any) -> None:
+        """Compute the blocks over ``regions`` of the input next, nearest first.
+
+        Thread-safe: call it while another thread iterates the run, say when a
+        viewer's slider moves. The blocks not yet handed to a job follow the new
+        order: those over the first region first (the field of view), then over
+        the next (the plane it lies on), then the rest by distance; results are
+        the same in any order. No regions: index order.
+
+        Parameters
+        ----------
+        *regions : Box, tuple of slice or str
+            In input voxels, as the ``region`` of `process`.
+
+        Raises
+        ------
+        ChunkwiseError
+            A region that does not fit the input or covers no output voxel.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from chunkwise import ops
+        >>> run = iter_process(np.zeros((64, 64, 64), np.uint8), ops.gaussian(1),
+        ...                    block=(16, 64, 64), chunks=(16, 64, 64), n_jobs=1)
+        >>> run.prioritise("40:41,:,:")
+        >>> next(run).index
+        2
+        """
+        self._order.prioritise(priority_boxes(self.plan, self.source, list(regions)))
+
     def __iter__(self) -> Run:
         return self
 
@@ -374,16 +420,11 @@ class Run:
         return int((mask if self.wanted is None else mask & self.wanted).sum())
 
     def _tasks(self, job: _Job, done: Any) -> Iterator[Any]:
-        indices = (
-            range(len(self.plan))
-            if self.wanted is None
-            else np.flatnonzero(self.wanted)
-        )
-        for index in indices:
+        todo = ~done if self.wanted is None else self.wanted & ~done
+        for index, ranking in self._order.iter_blocks(todo):
             if self.cancel_token.cancelled:
                 return
-            if not done[index]:
-                yield joblib.delayed(job)(int(index))
+            yield joblib.delayed(job)(index, ranking)
 
     def _check_resumed(self) -> None:
         """Before trusting an earlier run's blocks, decode their chunks.
@@ -497,7 +538,7 @@ class Run:
             fence,
             None
             if pyramid is None
-            else InBlock.of(self.target.levels, pyramid.reduce.method, fence),
+            else InBlock.of(self.target.levels, pyramid.method, fence),
         )
         parallel = joblib.Parallel(
             n_jobs=self._n_jobs,
@@ -722,6 +763,15 @@ def _compression(source: Source, samples: int = 16) -> float:
     return stored / decoded if decoded else 1.0
 
 
+def stored_estimate(plan: Plan, source: Source) -> int:
+    """Bytes ``plan``'s output takes on disk, compressing as well as the input.
+
+    At best 100x smaller than uncompressed; never larger.
+    """
+    ratio = _compression(source)
+    return int(plan.bytes_written * min(1.0, max(ratio, 0.01)))
+
+
 def _physical_memory() -> int | None:
     """The machine's memory in bytes, None where the system does not say."""
     with contextlib.suppress(ValueError, OSError, AttributeError):
@@ -747,8 +797,7 @@ def _check_resources(plan: Plan, store: Any, n_jobs: int, source: Source) -> Non
     root = local_root(store)
     if root is None:
         return
-    ratio = _compression(source)
-    estimate = plan.bytes_written * min(1.0, max(ratio, 0.01))
+    estimate = stored_estimate(plan, source)
     folder = root
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -773,6 +822,7 @@ def _open_output(
     *,
     resume: bool,
     image: Multiscale | None,
+    labels: bool = False,
 ) -> Output:
     layout = recipe["output"]
     if resume and found.found is Found.CHUNKWISE:
@@ -796,6 +846,9 @@ def _open_output(
         "input": recipe["input"],
         "recipe": recipe,
         "status": Status.CREATED.value,
+        # What the output holds, for readers (napari's layer type); not in the
+        # recipe, which says how it is computed.
+        "labels": labels,
     }
     zarr_format = layout["zarr_format"]
     replace = found.found is not Found.NOTHING
@@ -861,7 +914,7 @@ def _pyramid_plan(plan: Plan, source: Source, n_jobs: int) -> Plan:
     a quarter of the machine's.
     """
     unit = plan.shards or plan.chunks
-    spatial = spatial_axes(len(plan.shape))
+    spatial = source.spatial
     block = tuple(
         math.lcm(u, 2 * c) * math.ceil(b / math.lcm(u, 2 * c))
         if axis in spatial and n > c
@@ -896,12 +949,14 @@ def _image(
     *,
     levels: int | None,
     labels: bool,
+    placement: tuple[Any, Any] = (None, None),
 ) -> Multiscale:
     """The NGFF image of the output, with its pyramid.
 
-    It has the input's axes and place, scaled by the operation.
+    It has the input's axes and place (``placement``'s scale and translation where
+    given), scaled by the operation.
     """
-    base = source.image or plain(source.shape)
+    base = placed(source.image or plain(source.shape), *placement)
     image = resampled(base, base.levels[0], plan.op.voxel_scale(len(plan.shape)))
     count = len(level_shapes(plan.shape, image.spatial, levels, SMALLEST_LEVEL))
     root = local_root(store)
@@ -915,10 +970,8 @@ def _image(
 
 def _is_labels(source: Source, op: Operation) -> bool:
     """Whether the output holds labels or a mask (its levels are reduced by mode)."""
-    if isinstance(op.steps[-1], ops.threshold):
-        return True
     labels = source.image is not None and source.image.labels
-    return (labels or source.dtype == bool) and all(s.label_like for s in op.steps)
+    return op.labels_from(labels or source.dtype == bool)
 
 
 def _check_format(format: str | None, out: Any, levels: Any) -> str:
@@ -952,6 +1005,28 @@ def wanted_blocks(plan: Plan, source: Source, region: Any) -> np.ndarray | None:
     """
     if region is None:
         return None
+    out = _output_box(plan, source, region)
+    # Blocks tile the output on a grid: those over `out` are one slice of it.
+    wanted = np.zeros(plan.grid, dtype=bool)
+    wanted[
+        tuple(
+            slice(a // b, -(-c // b))
+            for a, c, b in zip(out.start, out.stop, plan.block_shape, strict=True)
+        )
+    ] = True
+    return wanted.ravel()
+
+
+def priority_boxes(plan: Plan, source: Source, priority: Any) -> list[Box]:
+    """The output boxes over ``priority``: one region of the input, or a list."""
+    if priority is None:
+        return []
+    regions = priority if isinstance(priority, list) else [priority]
+    return [_output_box(plan, source, region) for region in regions]
+
+
+def _output_box(plan: Plan, source: Source, region: Any) -> Box:
+    """The output voxels over ``region`` of the input (see `wanted_blocks`)."""
     if isinstance(region, str):
         region = _parse_region(region, len(source.shape))
     box, _ = region_box(region, source.shape)
@@ -968,15 +1043,7 @@ def wanted_blocks(plan: Plan, source: Source, region: Any) -> np.ndarray | None:
     ).clip(plan.shape)
     if any(a >= b for a, b in zip(out.start, out.stop, strict=True)):
         raise ChunkwiseError(f"the region {region} covers no output voxel")
-    # Blocks tile the output on a grid: those over `out` are one slice of it.
-    wanted = np.zeros(plan.grid, dtype=bool)
-    wanted[
-        tuple(
-            slice(a // b, -(-c // b))
-            for a, c, b in zip(out.start, out.stop, plan.block_shape, strict=True)
-        )
-    ] = True
-    return wanted.ravel()
+    return out
 
 
 def _parse_region(text: str, ndim: int) -> tuple[slice, ...]:
@@ -1044,12 +1111,25 @@ def iter_process(
     levels: int | None = None,
     level: int | None = None,
     region: Any = None,
+    scale: Sequence[float] | None = None,
+    translation: Sequence[float] | None = None,
+    axes: str | None = None,
+    priority: Any = None,
 ) -> Run:
     """Start processing ``source`` with ``op`` into ``out``, block by block.
 
     Everything is validated and the output is created (and locked) before this
     returns; iterate the returned `Run` to compute the blocks. Each finished block
-    yields a `BlockDone` record. See `process` for the parameters.
+    yields a `BlockDone` record. See `process` for the parameters; besides them:
+
+    Parameters
+    ----------
+    priority : Box, tuple of slice, str or list of them, optional
+        Compute the blocks over this region of the input (in input voxels, as
+        ``region``) first, nearest its centre first; with a list, those over the
+        first region, then over the next, and so on (a viewer's field of view, then
+        its plane). The rest follow by distance. `Run.prioritise` changes it
+        mid-run. The result is the same in any order. Default: index order.
 
     Returns
     -------
@@ -1073,6 +1153,8 @@ def iter_process(
     opened = open_source(
         source, cache_bytes=cache_bytes, missing=missing, timeout=timeout, level=level
     )
+    opened = with_axes(opened, axes)
+    op = fit_axes(op, opened.spatial, len(opened.shape))
     store = output_store(out)
     _check_backend(backend, store)
     check_output_location(store, opened)
@@ -1107,7 +1189,19 @@ def iter_process(
     if format == "ome-zarr":
         if levels is None and isinstance(stored.get("levels"), int):
             levels = stored["levels"]
-        image = _image(opened, plan, store, levels=levels, labels=labels)
+        ndim = len(opened.shape)
+        placement = (
+            check_placement("scale", scale, ndim, positive=True),
+            check_placement("translation", translation, ndim, positive=False),
+        )
+        image = _image(
+            opened, plan, store, levels=levels, labels=labels, placement=placement
+        )
+    elif scale is not None or translation is not None:
+        raise ChunkwiseError(
+            "scale and translation need format='ome-zarr': a plain array has no "
+            "place to record them"
+        )
     recipe = _recipe(
         opened, plan, zarr_format, codec, None if image is None else len(image.levels)
     )
@@ -1117,7 +1211,9 @@ def iter_process(
         _check_resources(plan, store, n_jobs, opened)
     claim = claim_output(store, found, run_id=new_run_id(), replace=overwrite)
     try:
-        output = _open_output(store, found, recipe, plan, resume=resuming, image=image)
+        output = _open_output(
+            store, found, recipe, plan, resume=resuming, image=image, labels=labels
+        )
     except OSError as error:
         claim.abandon()
         raise ChunkwiseError(
@@ -1140,6 +1236,7 @@ def iter_process(
         resumed=resuming,
         wanted=wanted,
         labels=labels,
+        priority=priority_boxes(plan, opened, priority),
     )
 
 
@@ -1169,6 +1266,9 @@ def process(
     levels: int | None = None,
     level: int | None = None,
     region: Any = None,
+    scale: Sequence[float] | None = None,
+    translation: Sequence[float] | None = None,
+    axes: str | None = None,
 ) -> zarr.Array | zarr.Group:
     """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
 
@@ -1258,6 +1358,19 @@ def process(
         voxels, as ``"z0:z1,y0:y1,x0:x1"`` or slices). The rest stays the fill
         value and is not done: the run ends ``partial``, and a later resume, with
         another region or none, completes it.
+    scale, translation : sequence of float, optional
+        With ``ome-zarr``: the size of the input's voxels and the world position
+        of its first voxel's centre, one number per axis, for an input whose own
+        metadata lacks them or is wrong (a plain array shown with a scale in a
+        viewer). They replace the input's NGFF values and are composed with the
+        operation's voxel size, as those are. Default: the input's metadata, or
+        unit voxels at the origin.
+    axes : str, optional
+        One letter per input axis: ``t`` (time), ``c`` (channel), ``z``, ``y``,
+        ``x`` (space), as ``"czyx"``, ``"cyx"`` or ``"yxc"`` (an RGB image).
+        Operations act on the space axes only, on each channel and time point
+        apart. Default: the input's OME-Zarr axes, else the last 3 axes (2 for
+        2D data) are space and the axes before them are not.
 
     Returns
     -------
@@ -1309,6 +1422,9 @@ def process(
         levels=levels,
         level=level,
         region=region,
+        scale=scale,
+        translation=translation,
+        axes=axes,
     )
     if not progress:
         for _ in run:

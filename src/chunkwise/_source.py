@@ -22,7 +22,7 @@ from zarr.storage import LocalStore, ZipStore
 
 from chunkwise._cache import ChunkCache
 from chunkwise._chunkfiles import ChunkFiles
-from chunkwise._geometry import Box, chunk_boxes
+from chunkwise._geometry import Box, chunk_boxes, spatial_axes
 from chunkwise._keys import all_fill, chunk_key, stored_index
 from chunkwise._remote import DEFAULT_TIMEOUT, check_timeout, is_url, open_url
 from chunkwise._zarr_compat import sync
@@ -31,7 +31,7 @@ from chunkwise.errors import BlockError, ChunkwiseError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["DEFAULT_CACHE_BYTES", "Source", "is_url", "open_source"]
+__all__ = ["DEFAULT_CACHE_BYTES", "Source", "is_url", "open_source", "with_axes"]
 
 DEFAULT_CACHE_BYTES = 128 * 2**20
 _CACHES: OrderedDict[str, ChunkCache[tuple[int, ...], _Piece]] = OrderedDict()
@@ -59,7 +59,8 @@ class Source:
     #: a chunk listed then and missing now fails the read instead of filling.
     listing: Any = None
     #: The OME-Zarr image the input is a level of (`chunkwise._ngff.Multiscale`,
-    #: that level alone), or None for a plain array.
+    #: that level alone), or None for a plain array (unless `with_axes` names its
+    #: axes).
     image: Any = None
 
     @property
@@ -71,6 +72,13 @@ class Source:
     def dtype(self) -> np.dtype:
         """Dtype of the volume."""
         return np.dtype(self.array.dtype)
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        """The space axes: as the OME-Zarr metadata says, else the last 3 (or 2)."""
+        if self.image is not None:
+            return self.image.spatial
+        return spatial_axes(len(self.shape))
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
@@ -491,3 +499,29 @@ def open_source(
         raise ChunkwiseError(f"level {level} needs an OME-Zarr image as the input")
     _check_array(array, location)
     return Source(array, location, cache_bytes, missing, named, image=image)
+
+
+def with_axes(source: Source, axes: str | None) -> Source:
+    """``source`` with its axes named by ``axes`` (``"czyx"``, ``"yxc"``...).
+
+    None keeps what the input says (its OME-Zarr axes, else space last). Axes that
+    contradict the input's OME-Zarr metadata are refused.
+    """
+    if axes is None:
+        return source
+    from chunkwise._ngff import plain
+    from chunkwise.ops._axes import AXIS_TYPES, axes_spatial, check_axes
+
+    letters = check_axes(axes, len(source.shape))
+    if source.image is not None:
+        if source.image.spatial != axes_spatial(letters):
+            names = "".join(str(a.get("name", "?")) for a in source.image.axes)
+            raise ChunkwiseError(
+                f"axes {axes!r} contradict the input's OME-Zarr axes {names!r}; "
+                "leave axes out to use the input's"
+            )
+        return source
+    named = tuple({"name": a, "type": AXIS_TYPES[a]} for a in letters)
+    image = dataclasses.replace(plain(source.shape), axes=named)
+    # A copy with the same token: it shares the original's cache of chunks.
+    return dataclasses.replace(source, image=image)

@@ -261,6 +261,13 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         help="level of an OME-Zarr input to process (default 0, full resolution)",
     )
     run.add_argument(
+        "--axes",
+        metavar="AXES",
+        help="one letter per input axis, t (time), c (channel), z, y, x (space): "
+        "czyx, cyx, yxc (RGB). Operations act on the space axes, each channel and "
+        "time point apart (default: the input's OME-Zarr axes, else space last)",
+    )
+    run.add_argument(
         "--region",
         metavar="Z0:Z1,Y0:Y1,X0:X1",
         help="process only the output chunks over this region of the input (input "
@@ -441,6 +448,7 @@ def _run(args: argparse.Namespace) -> None:
         levels=args.levels,
         level=args.level,
         region=args.region,
+        axes=args.axes,
     )
     print(f"wrote {args.output}")
 

@@ -4,6 +4,7 @@ Each operation is a small frozen value with validated parameters. Build them wit
 ``chunkwise.ops.<name>(...)`` and combine them with `chunkwise.chain`.
 """
 
+from chunkwise.ops._axes import on_axes
 from chunkwise.ops._base import Operation
 from chunkwise.ops._catalogue import (
     CATALOGUE,
@@ -64,6 +65,7 @@ __all__ = [
     "maximum",
     "median",
     "minimum",
+    "on_axes",
     "parameters",
     "parse",
     "rescale",

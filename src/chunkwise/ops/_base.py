@@ -30,13 +30,19 @@ class Operation:
     """
 
     name: ClassVar[str]
-    #: Results are labels or masks (shown as a Labels layer, never interpolated).
-    label_like: ClassVar[bool] = False
+    #: Safe on labels: every output value is one of the input values (a copy, a
+    #: rank or count over a window, a repetition), never a blend of label IDs, so
+    #: labels stay labels. Every operation sets it.
+    label_safe: ClassVar[bool]
 
     @property
     def steps(self) -> tuple[Operation, ...]:
         """The single operations this one runs, in order."""
         return (self,)
+
+    def labels_from(self, labels: bool) -> bool:
+        """Whether the output is labels (or a mask), given whether the input is."""
+        return labels and self.label_safe
 
     def check(self, ndim: int) -> None:
         """Raise `ChunkwiseError` if the operation cannot apply to ``ndim`` axes."""

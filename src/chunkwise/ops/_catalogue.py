@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from chunkwise.errors import ChunkwiseError
+from chunkwise.ops._axes import on_axes
 from chunkwise.ops._base import Operation
 from chunkwise.ops._chain import chain
 from chunkwise.ops._custom import custom
@@ -106,8 +108,14 @@ def from_dict(record: dict[str, Any]) -> Operation:
         if not isinstance(steps, list | tuple):
             raise ChunkwiseError(f"a chain record needs a list of steps, got {steps!r}")
         return chain(*(from_dict(step) for step in steps))
+    spatial = params.pop("spatial_axes", None)
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    return _build(str(name), params)
+    op = _build(str(name), params)
+    if spatial is None:
+        return op
+    if not isinstance(spatial, list | tuple):
+        raise ChunkwiseError(f"spatial_axes must be a list, got {spatial!r}")
+    return on_axes(op, spatial)
 
 
 def _parse_value(text: str) -> Any:
@@ -205,6 +213,8 @@ class Parameter:
     high: float | None = None
     step: float | None = None
     choices: tuple[Any, ...] = ()
+    #: What the operation's docstring says about it (its Parameters entry).
+    doc: str = ""
 
     @property
     def required(self) -> bool:
@@ -212,29 +222,60 @@ class Parameter:
         return self.default is inspect.Parameter.empty
 
 
-_SIGMA = {"kind": "float", "per_axis": True, "low": 0.0, "high": 100.0, "step": 0.5}
-_FLOAT = {"kind": "float", "low": -1e12, "high": 1e12, "step": 1.0}
-_POSITIVE = {"kind": "float", "low": 0.0, "high": 100.0, "step": 0.1}
-#: Form hints by parameter name: names mean the same thing in every operation.
+#: Form hints by parameter name: names mean the same thing in every operation. The
+#: bounds are the operations' own (a form offers exactly what they accept); a bound
+#: that depends on the data, such as a kernel's reach, is the operation's to check.
+_SIGMA = {"kind": "float", "per_axis": True, "low": 0.0, "step": 0.5}
+_FLOAT = {"kind": "float", "step": 1.0}
+_POSITIVE = {"kind": "float", "low": 0.0, "step": 0.1}
 _HINTS: dict[str, dict[str, Any]] = {
     "sigma": _SIGMA,
     "low": _SIGMA,
     "high": _SIGMA,
-    "size": {"kind": "int", "per_axis": True, "low": 0, "high": 99, "step": 1},
-    "factor": {"kind": "int", "per_axis": True, "low": 1, "high": 64, "step": 1},
-    "halo": {"kind": "int", "per_axis": True, "low": 0, "high": 1024, "step": 1},
+    "size": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
+    "factor": {"kind": "int", "per_axis": True, "low": 1, "step": 1},
+    "halo": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
     "mode": {"kind": "choice", "choices": MODES},
     "method": {"kind": "choice", "choices": DOWNSAMPLE_METHODS},
     "order": {"kind": "choice", "choices": (0, 1)},
     "dtype": {"kind": "dtype", "choices": DTYPES},
     "in_range": {"kind": "range"},
     "out_range": {"kind": "range"},
-    "truncate": {"kind": "float", "low": 0.5, "high": 20.0, "step": 0.5},
+    "truncate": {"kind": "float", "low": 0.0, "step": 0.5},
     "amount": _POSITIVE,
     "gain": _POSITIVE,
-    "gamma": {"kind": "float", "low": 0.05, "high": 20.0, "step": 0.05},
+    "gamma": {"kind": "float", "low": 0.0, "step": 0.05},
     "function": {"kind": "text"},
 }
+
+
+def _parameter_docs(cls: type) -> dict[str, str]:
+    """The entries of a numpydoc ``Parameters`` section, by parameter name.
+
+    An entry that reads "As for `other`." is the other operation's.
+    """
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    try:
+        start = lines.index("Parameters") + 2
+    except ValueError:
+        return {}
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    for index, line in enumerate(lines[start:], start):
+        if line and not line.startswith(" "):
+            if lines[index + 1 : index + 2] == ["-" * len(line)]:
+                break  # the next section
+            names = [n.strip() for n in line.split(":")[0].split(",")]
+            for name in names:
+                docs[name] = ""
+        elif line.strip():
+            for name in names:
+                docs[name] = f"{docs[name]} {line.strip()}".strip()
+    for name, text in docs.items():
+        other = re.fullmatch(r"As for `(\w+)`\.", text)
+        if other and other.group(1) in CATALOGUE:
+            docs[name] = _parameter_docs(CATALOGUE[other.group(1)]).get(name, "")
+    return docs
 
 
 def parameters(name: str) -> tuple[Parameter, ...]:
@@ -245,13 +286,15 @@ def parameters(name: str) -> tuple[Parameter, ...]:
     >>> [(p.name, p.kind, p.per_axis) for p in parameters("downsample")]
     [('factor', 'int', True), ('method', 'choice', False)]
     """
-    signature = inspect.signature(_lookup(name))
+    cls = _lookup(name)
+    docs = _parameter_docs(cls)
     return tuple(
         Parameter(
             name=p.name,
             default=p.default,
             annotation=str(p.annotation),
+            doc=docs.get(p.name, ""),
             **_HINTS.get(p.name, _FLOAT),
         )
-        for p in signature.parameters.values()
+        for p in inspect.signature(cls).parameters.values()
     )

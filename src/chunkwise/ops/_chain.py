@@ -34,8 +34,13 @@ class Chain(Operation):
         return self.ops
 
     @property
-    def label_like(self) -> bool:  # type: ignore[override]
-        return self.ops[-1].label_like
+    def label_safe(self) -> bool:  # type: ignore[override]
+        return all(step.label_safe for step in self.ops)
+
+    def labels_from(self, labels: bool) -> bool:
+        for step in self.ops:
+            labels = step.labels_from(labels)
+        return labels
 
     def check(self, ndim: int) -> None:
         for step in self.ops:

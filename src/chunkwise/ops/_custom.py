@@ -101,6 +101,8 @@ class custom(Operation):
     """
 
     name = "custom"
+    #: What the function does to label IDs is unknown.
+    label_safe = False
     function: str = "numpy:copy"
     halo: int | tuple[int, ...] = 0
     dtype: str | None = None

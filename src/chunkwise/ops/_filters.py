@@ -182,6 +182,7 @@ class gaussian(_Smoothing):
     """
 
     name = "gaussian"
+    label_safe = False
 
     def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
         # scipy's gaussian_filter is one gaussian_filter1d pass per axis, in axis
@@ -257,6 +258,7 @@ class gradient_magnitude(_Smoothing):
     """
 
     name = "gradient_magnitude"
+    label_safe = False
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         # scipy applies ``axes`` to the derivatives but not to the smoothing: give a
@@ -282,6 +284,7 @@ class laplace_of_gaussian(_Smoothing):
     """
 
     name = "laplace_of_gaussian"
+    label_safe = False
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         return scipy.ndimage.gaussian_laplace(data, **self._gaussian_kwargs(data.ndim))
@@ -304,6 +307,7 @@ class unsharp_mask(_Smoothing):
     """
 
     name = "unsharp_mask"
+    label_safe = False
     amount: float = 1.0
 
     def __post_init__(self) -> None:
@@ -342,6 +346,7 @@ class difference_of_gaussians(_GaussianBased):
     """
 
     name = "difference_of_gaussians"
+    label_safe = False
     low: float | tuple[float, ...] = 1.0
     high: float | tuple[float, ...] = 2.0
     reach_parameter = "high"
@@ -423,6 +428,7 @@ _SIZE_DOC = """{title}, exactly ``scipy.ndimage.{scipy}``.
 class median(_SizeFilter):
     __doc__ = _SIZE_DOC.format(title="Median filter", scipy="median_filter")
     name = "median"
+    label_safe = True
     scipy_filter = "median_filter"
 
 
@@ -439,6 +445,7 @@ class uniform(_SizeFilter):
     """
     )
     name = "uniform"
+    label_safe = False
     scipy_filter = "uniform_filter"
 
 
@@ -448,6 +455,7 @@ class minimum(_SizeFilter):
         title="Minimum over a box (grey erosion)", scipy="minimum_filter"
     )
     name = "minimum"
+    label_safe = True
     scipy_filter = "minimum_filter"
 
 
@@ -457,4 +465,5 @@ class maximum(_SizeFilter):
         title="Maximum over a box (grey dilation)", scipy="maximum_filter"
     )
     name = "maximum"
+    label_safe = True
     scipy_filter = "maximum_filter"

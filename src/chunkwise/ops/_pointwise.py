@@ -103,6 +103,7 @@ class clip(_Pointwise):
     """
 
     name = "clip"
+    label_safe = False
     lo: float
     hi: float
 
@@ -140,11 +141,14 @@ class threshold(_Pointwise):
     """
 
     name = "threshold"
-    label_like = True
+    label_safe = True
     value: float
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", check_number("value", self.value))
+
+    def labels_from(self, labels: bool) -> bool:
+        return True  # a mask, whatever the input
 
     def output_dtype(self, dtype: np.dtype) -> np.dtype:
         return np.dtype(np.uint8)
@@ -174,6 +178,7 @@ class rescale(_Pointwise):
     """
 
     name = "rescale"
+    label_safe = False
     in_range: tuple[float, float]
     out_range: tuple[float, float] | None = None
     dtype: str | None = None
@@ -216,7 +221,7 @@ class copy(_Pointwise):
     """
 
     name = "copy"
-    label_like = True
+    label_safe = True
 
     def map(self, data: np.ndarray) -> np.ndarray:
         return data
@@ -241,6 +246,7 @@ class invert(_Pointwise):
     """
 
     name = "invert"
+    label_safe = False
 
     def map(self, data: np.ndarray) -> np.ndarray:
         if data.dtype.kind == "f":
@@ -270,6 +276,11 @@ class astype(_Pointwise):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", check_dtype("dtype", self.dtype))
+
+    @property
+    def label_safe(self) -> bool:  # type: ignore[override]
+        # Label IDs that fit an integer type keep their values in it.
+        return np.dtype(self.dtype).kind in "iu"
 
     def output_dtype(self, dtype: np.dtype) -> np.dtype:
         return np.dtype(self.dtype)
@@ -304,6 +315,7 @@ class gamma(_Pointwise):
     """
 
     name = "gamma"
+    label_safe = False
     gamma: float
     gain: float = 1.0
 

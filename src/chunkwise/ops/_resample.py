@@ -140,8 +140,9 @@ class downsample(_Resample):
         object.__setattr__(self, "method", method)
 
     @property
-    def label_like(self) -> bool:  # type: ignore[override]
-        return self.method in ("mode", "nearest")
+    def label_safe(self) -> bool:  # type: ignore[override]
+        # Each picks one of the window's values; mean and median blend them.
+        return self.method in ("mode", "nearest", "min", "max")
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         factors = self.factors(len(shape))
@@ -218,8 +219,8 @@ class upsample(_Resample):
         object.__setattr__(self, "order", order)
 
     @property
-    def label_like(self) -> bool:  # type: ignore[override]
-        return self.order == 0
+    def label_safe(self) -> bool:  # type: ignore[override]
+        return self.order == 0  # repetition; linear interpolation blends
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         factors = self.factors(len(shape))
