@@ -130,3 +130,26 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+#: What a napari test that sets no answer of its own replies, as a cautious user would.
+CAUTIOUS = ("Start over", "Keep", "Cancel")
+
+
+@pytest.fixture(autouse=True)
+def _napari_quietly(request, monkeypatch, tmp_path):
+    """In napari tests: recent runs in a temporary folder, and no dialog that waits.
+
+    The widget asks before deleting scratch results as napari closes; a real
+    dialog there would wait for a click forever.
+    """
+    if "napari" not in request.node.path.parts:
+        return
+    from chunkwise._napari import _recent, _widget
+
+    monkeypatch.setenv(_recent.ENV, str(tmp_path / "chunkwise-state"))
+
+    def answer(title: str, text: str, buttons: tuple[str, ...]) -> str:
+        return next((b for b in CAUTIOUS if b in buttons), buttons[-1])
+
+    monkeypatch.setattr(_widget, "_ask", answer)

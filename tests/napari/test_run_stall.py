@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+from gui import dock, wait_for_run
 from napari.layers import Image
 from scipy import ndimage
 
@@ -36,17 +37,6 @@ def gate(monkeypatch) -> threading.Event:
     monkeypatch.setattr(_worker, "_records", gated)
     yield opened
     opened.set()
-
-
-def _dock(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget("chunkwise", "Process volume")
-    return widget
-
-
-def _wait_for_run(qtbot, widget, timeout=60_000):
-    qtbot.waitUntil(
-        lambda: widget.stream is not None and not widget.stream.running, timeout=timeout
-    )
 
 
 def _drawn(viewer, layer) -> bool:
@@ -116,13 +106,13 @@ def test_run_draws_its_output_next_to_the_input_then_computes(
 ):
     viewer = make_napari_viewer(show=True)
     layer = viewer.add_image(small, name="ct", scale=(2.0, 1.0, 1.0))
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.run_button.clicked.emit()
     output = widget.output_layer
     order = []
     output.events.visible.connect(lambda _: order.append(output.visible))
     widget.stream.worker.started.connect(lambda: order.append("computing"))
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     # Drawn hidden, then shown, then computed: the cores go to napari first.
     assert order == [False, True, "computing"]
     assert viewer.layers.selection.active is layer  # the input stays selected
@@ -136,10 +126,10 @@ def test_run_draws_its_output_next_to_the_input_then_computes(
 def test_a_rerun_reuses_the_output_layer(make_napari_viewer, qtbot, tmp_path, small):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.output.value = tmp_path / "out.zarr"
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     first = widget.output_layer
     qtbot.waitUntil(lambda: _drawn(viewer, first), timeout=5_000)
     visual = viewer.window._qt_viewer.canvas.layer_to_visual[first]
@@ -149,7 +139,7 @@ def test_a_rerun_reuses_the_output_layer(make_napari_viewer, qtbot, tmp_path, sm
     widget.ask = lambda *_: "Overwrite"
     widget.steps.steps[0].fields["sigma"].value = 2.0
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert widget.output_layer is first
     assert viewer.layers["ct gaussian"] is first
     assert viewer.window._qt_viewer.canvas.layer_to_visual[first] is visual
@@ -161,7 +151,7 @@ def test_a_rerun_reuses_the_output_layer(make_napari_viewer, qtbot, tmp_path, sm
     step.op_name.value = "downsample"
     step.fields["factor"].value = 2
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert widget.output_layer is first
     assert first.name == "ct downsample"
     assert first.data.shape == (24, 32, 32)
@@ -173,24 +163,66 @@ def test_a_rerun_reuses_the_output_layer(make_napari_viewer, qtbot, tmp_path, sm
     step.op_name.value = "threshold"
     step.fields["value"].value = 100.0
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert widget.output_layer is not first
     assert first not in viewer.layers
     assert [item.name for item in viewer.layers] == ["ct", "ct threshold"]
 
 
+def test_the_first_run_shows_its_output_in_the_preview_layer(
+    make_napari_viewer, qtbot, small
+):
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(small, name="ct")
+    widget = dock(viewer)
+    widget.preview.value = True
+    qtbot.waitUntil(
+        lambda: (
+            widget._preview.layer is not None
+            and _drawn(viewer, widget._preview.layer)
+            and not widget._preview.busy
+        ),
+        timeout=20_000,
+    )
+    preview = widget._preview.layer
+    visual = viewer.window._qt_viewer.canvas.layer_to_visual[preview]
+    inserted = _counter(viewer.layers.events.inserted)
+    removed = _counter(viewer.layers.events.removed)
+
+    widget.run_button.clicked.emit()
+    wait_for_run(qtbot, widget)
+    # No new layer: the preview's, built and drawn already, shows the output.
+    assert widget.output_layer is preview
+    assert viewer.window._qt_viewer.canvas.layer_to_visual[preview] is visual
+    assert inserted == [] and removed == []
+    assert preview.name == "ct gaussian"
+    assert preview.data.shape == small.shape
+    np.testing.assert_allclose(preview.translate, (0, 0, 0))
+    np.testing.assert_array_equal(preview.data[:], ndimage.gaussian_filter(small, 1.0))
+
+    # The next edit previews in a new layer, above the output.
+    widget.steps.steps[0].fields["sigma"].value = 2.0
+    qtbot.waitUntil(
+        lambda: widget._preview.layer is not None and not widget._preview.busy,
+        timeout=20_000,
+    )
+    again = widget._preview.layer
+    assert again is not preview and preview in viewer.layers
+    assert viewer.layers.index(again) > viewer.layers.index(preview)
+
+
 def test_an_output_used_as_the_input_is_kept(make_napari_viewer, qtbot, small):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     smooth = widget.output_layer
     smooth.name = "smooth"  # renamed, it is offered as an input
     widget.input.value = smooth
     widget.steps.steps[0].op_name.value = "invert"
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert widget.output_layer is not smooth
     assert [item.name for item in viewer.layers] == ["ct", "smooth", "smooth invert"]
     expected = ndimage.gaussian_filter(small, 1.0)
@@ -224,12 +256,12 @@ def test_contrast_limits_are_set_without_reading_the_output(
     viewer = make_napari_viewer()
     data = small.astype(dtype)
     layer = viewer.add_image(data, name="ct", contrast_limits=(10, 200))
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.run_button.clicked.emit()
     output = widget.output_layer
     # The input's values, the input's limits: given, not computed by napari.
     assert tuple(output.contrast_limits) == tuple(layer.contrast_limits)
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert _READS, "napari reads the plane in view"
     assert "whole array" not in _READS
     plane = small.shape[1] * small.shape[2]
@@ -242,7 +274,7 @@ def test_pressing_run_again_mid_run_starts_nothing(
 ):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.run_button.clicked.emit()
     stream, output = widget.stream, widget.output_layer
     assert not widget.run_button.enabled
@@ -253,27 +285,27 @@ def test_pressing_run_again_mid_run_starts_nothing(
     assert widget.stream is stream and widget.output_layer is output
     assert [item.name for item in viewer.layers] == ["ct", "ct gaussian"]
     gate.set()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert widget.run_button.enabled
 
 
 def test_deleting_the_output_layer_mid_run(make_napari_viewer, qtbot, small, gate):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.chunks.value = "16,32,32"
     widget.run_button.clicked.emit()
     output = widget.output_layer
     qtbot.waitUntil(lambda: _drawn(viewer, output), timeout=5_000)
     viewer.layers.remove(output)
     gate.set()  # blocks land for a layer that is gone
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert "done" in widget.status.value
     assert [item.name for item in viewer.layers] == ["ct"]
     # The next run shows its result again, in a new layer.
     widget.steps.steps[0].op_name.value = "invert"
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert widget.output_layer is not output
     assert widget.output_layer in viewer.layers
     np.testing.assert_array_equal(widget.output_layer.data[:], np.invert(small))
@@ -284,7 +316,7 @@ def test_moving_the_slider_mid_run_shows_the_new_plane(
 ):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.chunks.value = "8,64,64"
     widget.n_jobs.value = 1
     widget.run_button.clicked.emit()
@@ -293,7 +325,7 @@ def test_moving_the_slider_mid_run_shows_the_new_plane(
     gate.set()
     qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=30_000)
     viewer.dims.set_current_step(0, 41)
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     expected = ndimage.gaussian_filter(small, 1.0)
     np.testing.assert_array_equal(np.asarray(output._slice.image.raw), expected[41])
 
@@ -303,7 +335,7 @@ def test_closing_the_viewer_before_the_output_is_shown(
 ):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.run_button.clicked.emit()
     stream, output = widget.stream, widget.output_layer
     viewer.close()  # before the output layer entered it

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import zarr
+from gui import dock, wait_for_run
 from napari.layers import Image, Labels
 from qtpy.QtCore import QTimer
 from scipy import ndimage
@@ -30,18 +31,6 @@ def small() -> np.ndarray:
     return synthetic_ct((48, 64, 64), seed=5)
 
 
-def _dock(viewer):
-    """Open the widget as a user does: from the plugin's manifest."""
-    _, widget = viewer.window.add_plugin_dock_widget("chunkwise", "Process volume")
-    return widget
-
-
-def _wait_for_run(qtbot, widget, timeout=120_000):
-    qtbot.waitUntil(
-        lambda: widget.stream is not None and not widget.stream.running, timeout=timeout
-    )
-
-
 def _canvas(viewer) -> np.ndarray:
     return viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
 
@@ -51,7 +40,7 @@ def test_run_end_to_end_writes_the_reference_and_shows_it(
 ):
     viewer = make_napari_viewer(show=True)
     layer = viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     assert widget.input.value.name == "ct"
     step = widget.steps.steps[0]
     step.op_name.value = "gaussian"
@@ -63,7 +52,7 @@ def test_run_end_to_end_writes_the_reference_and_shows_it(
     assert widget.output_layer is not None
     viewer.layers.selection.active = viewer.layers["ct"]
     layer.visible = False
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
 
     written = zarr.open_array(tmp_path / "out.zarr", mode="r")
     np.testing.assert_array_equal(written[:], ndimage.gaussian_filter(small, 2.0))
@@ -98,12 +87,12 @@ def test_run_end_to_end_writes_the_reference_and_shows_it(
 def test_threshold_result_is_a_labels_layer(make_napari_viewer, qtbot, small):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     step = widget.steps.steps[0]
     step.op_name.value = "threshold"
     step.fields["value"].value = 100.0
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert isinstance(widget.output_layer, Labels)
     np.testing.assert_array_equal(
         widget.output_layer.data[:], (small > 100).astype(np.uint8)
@@ -113,12 +102,12 @@ def test_threshold_result_is_a_labels_layer(make_napari_viewer, qtbot, small):
 def test_downsample_output_lies_on_the_input(make_napari_viewer, qtbot, small):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct", scale=(2.0, 1.0, 1.0))
-    widget = _dock(viewer)
+    widget = dock(viewer)
     step = widget.steps.steps[0]
     step.op_name.value = "downsample"
     step.fields["factor"].value = 2
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     output = widget.output_layer
     assert isinstance(output, Image)
     np.testing.assert_allclose(output.scale, (4.0, 2.0, 2.0))
@@ -136,7 +125,7 @@ def test_preview_is_exactly_compute_region_on_the_plane_in_view(
 ):
     viewer = make_napari_viewer()
     layer = viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     viewer.dims.set_current_step(0, 17)
     widget.preview.value = True
     qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
@@ -169,11 +158,11 @@ def test_existing_output_asks_before_overwriting(
 ):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     target = tmp_path / "out.zarr"
     widget.output.value = target
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     asked = []
     widget.ask = lambda title, text, buttons: asked.append(buttons) or "Cancel"
     widget.steps.steps[0].op_name.value = "invert"
@@ -183,7 +172,7 @@ def test_existing_output_asks_before_overwriting(
     assert widget.stream is stream  # nothing started
     widget.ask = lambda title, text, buttons: "Overwrite"
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     np.testing.assert_array_equal(zarr.open_array(target)[:], np.invert(small))
 
 
@@ -193,7 +182,7 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(
 ):
     viewer = make_napari_viewer()
     viewer.add_image(sample, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.steps.steps[0].fields["sigma"].value = 1.5
     widget.chunks.value = "16,16,16"
     target = tmp_path / "out.zarr"
@@ -202,7 +191,7 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(
     qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=60_000)
     # Blocks already handed to workers finish; no others start.
     widget.cancel_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert "cancelled" in widget.status.value
     assert widget.resume_button.enabled
     status = zarr.open_array(target).attrs["chunkwise"]["status"]
@@ -215,7 +204,7 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(
     widget.run_button.clicked.emit()
     assert offered == [("Resume", "Overwrite", "Cancel")]
     assert widget.stream.run.done_at_start > 0
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     result = zarr.open_array(target, mode="r")
     assert result.attrs["chunkwise"]["status"] == "complete"
     uninterrupted = chunkwise.process(sample, ops.gaussian(1.5), chunks=(16, 16, 16))
@@ -228,7 +217,7 @@ def test_streaming_refreshes_the_layer_and_keeps_the_event_loop_alive(
 ):
     viewer = make_napari_viewer()
     viewer.add_image(sample, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.steps.steps[0].fields["sigma"].value = 2.0
     # One job: its 8 blocks land one by one, not in pairs that one refresh can
     # merge, so "refreshed several times" does not hang on timing.
@@ -279,7 +268,7 @@ def test_engine_errors_become_notifications(make_napari_viewer, monkeypatch, sma
     monkeypatch.setattr(_widget, "show_error", shown.append)
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     step = widget.steps.steps[0]
     step.op_name.value = "difference_of_gaussians"
     step.fields["low"].value = 3.0
@@ -296,10 +285,10 @@ def test_engine_errors_become_notifications(make_napari_viewer, monkeypatch, sma
 def test_scratch_output_can_be_saved_later(make_napari_viewer, qtbot, tmp_path, small):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.steps.steps[0].op_name.value = "invert"
     widget.run_button.clicked.emit()  # no output chosen: a scratch store
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert widget.save_button.enabled
     kept = tmp_path / "kept.zarr"
     widget.save_scratch(kept)
@@ -333,7 +322,7 @@ def test_closing_the_dock_mid_run_cancels_and_stops_previewing(
 def test_preview_follows_a_new_axis_order(make_napari_viewer, qtbot, small):
     viewer = make_napari_viewer()
     layer = viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.preview.value = True
     qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
     viewer.dims.order = (1, 0, 2)  # now slicing along y
@@ -349,7 +338,7 @@ def test_preview_follows_a_new_axis_order(make_napari_viewer, qtbot, small):
 def test_invalid_parameters_remove_the_stale_preview(make_napari_viewer, qtbot, small):
     viewer = make_napari_viewer()
     viewer.add_image(small, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.preview.value = True
     qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
     step = widget.steps.steps[0]
@@ -367,13 +356,14 @@ def test_labels_input_filtered_to_an_image_gets_usable_contrast(
     viewer = make_napari_viewer()
     labels = (small // 64).astype(np.int32)  # values 0..3
     viewer.add_labels(labels, name="regions")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     widget.preview.value = True
     qtbot.waitUntil(lambda: widget._preview.layer is not None, timeout=10_000)
     low, high = widget._preview.layer.contrast_limits
     assert 0 <= low < high <= 3
+    widget.ask = lambda title, text, buttons: "Run anyway"  # a Gaussian of labels
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert isinstance(widget.output_layer, Image)
     # Limits from the first block, read off the main thread: they may land last.
     qtbot.waitUntil(
@@ -389,7 +379,7 @@ def test_ome_zarr_output_streams_into_a_multiscale_layer(
     volume = synthetic_ct((48, 320, 320), seed=7)
     viewer = make_napari_viewer(show=True)
     viewer.add_image(volume, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     step = widget.steps.steps[0]
     step.op_name.value = "gaussian"
     step.fields["sigma"].value = 1.0
@@ -404,7 +394,7 @@ def test_ome_zarr_output_streams_into_a_multiscale_layer(
     # Zoomed out, napari shows the coarse level: it fills in as the run goes.
     camera_of(viewer).zoom = 0.3
     qtbot.waitUntil(lambda: output.data_level == 1, timeout=10_000)
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     # The stream read the coarse level's view again as its chunks landed.
     assert widget.stream.reads >= 1
     expected = ops.gaussian(1)(volume)
@@ -422,7 +412,7 @@ def test_region_runs_from_the_view_and_from_a_shapes_box_then_resume_finishes(
     expected = ndimage.gaussian_filter(volume, 1.0)
     viewer = make_napari_viewer(show=True)
     viewer.add_image(volume, name="ct")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     step = widget.steps.steps[0]
     step.op_name.value = "gaussian"
     step.fields["sigma"].value = 1.0
@@ -436,7 +426,7 @@ def test_region_runs_from_the_view_and_from_a_shapes_box_then_resume_finishes(
     camera.zoom = 8
     widget.region.value = "current view"
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert widget.stream.run.wanted is not None
     assert chunkwise.output_status(out) is chunkwise.Status.PARTIAL
     assert "region done" in widget.status.value
@@ -456,7 +446,7 @@ def test_region_runs_from_the_view_and_from_a_shapes_box_then_resume_finishes(
     )
     widget.region.value = "box"
     widget.resume_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     written = zarr.open_array(out, mode="r")[:]
     np.testing.assert_array_equal(
         written[20, 90:111, 100:121], expected[20, 90:111, 100:121]
@@ -465,7 +455,7 @@ def test_region_runs_from_the_view_and_from_a_shapes_box_then_resume_finishes(
 
     widget.region.value = "whole volume"
     widget.resume_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     assert chunkwise.output_status(out) is chunkwise.Status.COMPLETE
     np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], expected)
 
@@ -478,7 +468,7 @@ def test_a_coarser_input_level_makes_a_draft_placed_on_the_input(
     chunkwise.process(volume, ops.copy(), pyramid, levels=3, chunks=(16, 32, 32))
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(pyramid), plugin="chunkwise")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     assert widget.input.value is layer and widget.level.enabled
     assert widget.level.max == 2
     widget.level.value = 1
@@ -487,7 +477,7 @@ def test_a_coarser_input_level_makes_a_draft_placed_on_the_input(
     step.fields["sigma"].value = 1.0
     widget.output.value = tmp_path / "draft.ome.zarr"
     widget.run_button.clicked.emit()
-    _wait_for_run(qtbot, widget)
+    wait_for_run(qtbot, widget)
     level1 = ops.downsample(2)(volume)
     group = zarr.open_group(tmp_path / "draft.ome.zarr", mode="r")
     np.testing.assert_array_equal(group["0"][:], ops.gaussian(1)(level1))
@@ -509,7 +499,7 @@ def test_preview_of_a_coarser_input_level_reads_that_level(
     chunkwise.process(volume, ops.copy(), pyramid, levels=2, chunks=(16, 32, 32))
     viewer = make_napari_viewer()
     viewer.open(str(pyramid), plugin="chunkwise")
-    widget = _dock(viewer)
+    widget = dock(viewer)
     step = widget.steps.steps[0]
     step.op_name.value = "gaussian"
     step.fields["sigma"].value = 1.0

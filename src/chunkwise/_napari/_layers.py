@@ -10,6 +10,8 @@ import numpy as np
 from napari.layers import Image, Labels
 
 from chunkwise import ops
+from chunkwise.errors import ChunkwiseError
+from chunkwise.ops._axes import axes_spatial, check_axes, fit_axes
 
 if TYPE_CHECKING:
     import napari
@@ -18,10 +20,14 @@ if TYPE_CHECKING:
 __all__ = [
     "OutputGeometry",
     "ViewRegion",
+    "blending_steps",
     "bounding_input_region",
     "camera_of",
     "data_limits",
     "is_labels_result",
+    "labels_limits",
+    "layer_axes",
+    "layer_operation",
     "layer_source",
     "output_geometry",
     "plane_region",
@@ -51,10 +57,76 @@ def data_limits(data: np.ndarray) -> tuple[float, float]:
 
 
 def is_labels_result(layer: Image | Labels, op: ops.Operation) -> bool:
-    """Whether ``op``'s result is labels: a mask, or labels resampled as labels."""
-    if isinstance(op.steps[-1], ops.threshold):
-        return True
-    return isinstance(layer, Labels) and all(step.label_like for step in op.steps)
+    """Whether ``op``'s result is labels: a mask, or labels through label-safe steps."""
+    return op.labels_from(isinstance(layer, Labels))
+
+
+def blending_steps(layer: Image | Labels, op: ops.Operation) -> list[str]:
+    """Names of ``op``'s steps that blend label IDs, if ``layer`` is Labels.
+
+    Empty when the result is labels (label-safe steps, or a mask at the end).
+    """
+    if not isinstance(layer, Labels) or op.labels_from(True):
+        return []
+    return [step.name for step in op.steps if not step.label_safe]
+
+
+def layer_axes(layer: Image | Labels) -> str | None:
+    """The axes of ``layer``'s data as chunkwise names them, where napari says.
+
+    An RGB(A) image has its colour last (``"yxc"``); a layer whose axis labels are
+    the letters t, c, z, y, x (as from an OME-Zarr reader) has those. None: the
+    engine decides (the input's OME-Zarr metadata, else space last).
+    """
+    if isinstance(layer, Image) and layer.rgb:
+        if layer.ndim > 4:
+            raise ChunkwiseError(
+                f"{layer.name} is an RGB image of {layer.ndim} dimensions; chunkwise "
+                "processes RGB images of 2 to 4 (time, z, y, x)"
+            )
+        return "tzyx"[-layer.ndim :] + "c"
+    letters = "".join(str(label).lower() for label in layer.axis_labels)
+    try:
+        return check_axes(letters, layer_source(layer).ndim)
+    except ChunkwiseError:
+        return None
+
+
+def layer_operation(layer: Image | Labels, op: ops.Operation) -> ops.Operation:
+    """``op`` on the space axes of ``layer``'s data: per colour for RGB images."""
+    axes = layer_axes(layer)
+    if axes is None:
+        return op
+    if getattr(layer, "rgb", False) and op.labels_from(False):
+        raise ChunkwiseError(
+            f"{op.name} of an RGB image makes one mask per colour, which napari "
+            "cannot show as labels; make the image grey first"
+        )
+    return fit_axes(op, axes_spatial(axes), len(axes))
+
+
+def labels_limits(
+    viewer: napari.Viewer, layer: Labels, samples: int = 2**18
+) -> tuple[float, float]:
+    """Range of the label IDs on the plane in view, from at most ``samples`` voxels.
+
+    A blend of labels (a Gaussian, a mean) stays within the IDs it blends, so this
+    range shows it as it is, where limits from a first block of background would
+    show 0 to 1. Reads one strided plane (of the coarsest level of a pyramid),
+    never the volume.
+    """
+    level = len(layer.data) - 1 if layer.multiscale else 0
+    region, _ = _plane(viewer, layer, output_geometry(layer, ops.copy(), level))
+    size = math.prod(s.stop - s.start for s in region)
+    stride = max(1, math.ceil(math.sqrt(size / samples)))
+    picked = tuple(
+        slice(s.start, s.stop, stride if s.stop - s.start > 1 else 1) for s in region
+    )
+    values = np.asarray(layer_source(layer, level)[picked])
+    if values.size == 0:
+        return (0.0, 1.0)
+    low, high = float(values.min()), float(values.max())
+    return (low, high if high > low else low + 1.0)
 
 
 class OutputGeometry:
@@ -71,7 +143,9 @@ class OutputGeometry:
             if layer.multiscale
             else np.ones(ndim)
         )
-        voxel = factor * np.asarray(op.voxel_scale(ndim))
+        # An RGB image's data has its colour axis past the layer's dimensions.
+        data_ndim = layer_source(layer, level).ndim
+        voxel = factor * np.asarray(op.voxel_scale(data_ndim)[:ndim])
         self.scale = np.asarray(layer.scale) * voxel
         # Output voxel j is centred on input coordinate (j + 0.5) * voxel - 0.5.
         self.translate = (
@@ -79,6 +153,17 @@ class OutputGeometry:
         )
         self.voxel = voxel
         self.shape = op.output_shape(layer_source(layer, level).shape)
+
+    def data_placement(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Scale and translation on every axis of the data, as OME-Zarr records them.
+
+        An RGB image's colour axis, past the layer's, has unit scale at 0.
+        """
+        extra = len(self.shape) - len(self.scale)
+        return (
+            (*(float(v) for v in self.scale), *(1.0,) * extra),
+            (*(float(v) for v in self.translate), *(0.0,) * extra),
+        )
 
 
 def output_geometry(
@@ -117,6 +202,8 @@ def _plane(
         index = min(max(index, 0), geometry.shape[axis] - 1)
         region.append(slice(index, index + 1))
         translate[axis] += index * geometry.scale[axis]
+    # An RGB image's colours lie past the layer's axes: all of them, always.
+    region.extend(slice(0, int(n)) for n in geometry.shape[ndim:])
     return region, translate
 
 

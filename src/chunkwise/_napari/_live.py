@@ -6,18 +6,32 @@ run's jobs hold the cores: 30-80 ms per refresh of a 256² plane of 64³ zstd ch
 two cores, against 14 ms when idle. So while a run streams, the layer shows a
 `LiveOutput`: the stream reads the view napari last asked for in a worker thread,
 hands the copy over with `keep`, and refreshes; napari's read then returns the copy.
+
+What is not computed yet is see-through, so the input shows under it: a
+transparent live output hands napari's 2D views as float32 with NaN outside the
+finished blocks, and vispy discards NaN pixels of a float texture scaled on the GPU
+(vispy/visuals/image.py). Which blocks are finished comes from the run's records
+(`landed`), one flag per block (per chunk on a pyramid's coarser levels), never a
+mask of voxels. Other reads (values under the cursor, ``np.asarray``) and the layer
+after the run get the output's own dtype and values.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chunkwise._store import Ledger
+
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     import zarr
 
+    from chunkwise import BlockDone, Run
     from chunkwise._geometry import Box
 
 __all__ = ["LiveOutput", "LivePyramid"]
@@ -38,9 +52,22 @@ class LiveOutput:
         Nothing is written yet (a new run): reads are the fill value, without
         touching the store, until `written`. napari slices a new layer twice while
         adding it, on the main thread: 23 ms of reading chunks that do not exist.
+    unit : sequence of int, optional
+        Show what is not done yet as NaN (see-through) in 2D views: the shape of
+        the boxes the run reports done (blocks, or a coarser level's chunks).
+    done : numpy.ndarray, optional
+        With ``unit``: which units are done already (a resumed run), one bool per
+        unit in C order.
     """
 
-    def __init__(self, array: zarr.Array, *, empty: bool = False) -> None:
+    def __init__(
+        self,
+        array: zarr.Array,
+        *,
+        empty: bool = False,
+        unit: Sequence[int] | None = None,
+        done: np.ndarray | None = None,
+    ) -> None:
         self.array = array
         self._fill = (
             np.broadcast_to(np.asarray(array.fill_value, array.dtype), array.shape)
@@ -56,6 +83,68 @@ class LiveOutput:
         #: When that view was read, in the order of all reads (see `LivePyramid`).
         self.viewed = -1
         self._kept: tuple[Key, np.ndarray] | None = None
+        self._unit = None if unit is None else tuple(unit)
+        self._done: np.ndarray | None = None
+        if self._unit is not None:
+            grid = tuple(
+                math.ceil(n / u) for n, u in zip(self.shape, self._unit, strict=True)
+            )
+            self._done = (
+                np.zeros(grid, dtype=bool)
+                if done is None
+                else np.array(done, dtype=bool).reshape(grid)
+            )
+
+    @classmethod
+    def of_run(cls, run: Run, *, transparent: bool) -> LiveOutput:
+        """The live view of ``run``'s output; see-through where not done if asked."""
+        empty = run.done_at_start == 0
+        if not transparent:
+            return cls(run.output, empty=empty)
+        done = None if empty else Ledger.of(run.output).done(len(run.plan))
+        return cls(run.output, empty=empty, unit=run.plan.block_shape, done=done)
+
+    def landed(self, record: BlockDone | Box) -> None:
+        """A block (or ``box`` of whole units) is written: show it from now on."""
+        box = getattr(record, "box", record)
+        if self._done is not None:
+            self._done[
+                tuple(
+                    slice(a // u, math.ceil(b / u))
+                    for a, b, u in zip(box.start, box.stop, self._unit, strict=True)
+                )
+            ] = True
+
+    def _unfinished(self, key: Key) -> np.ndarray | None:
+        """Where view ``key`` is not done yet (None: nothing is hidden)."""
+        if self._done is None:
+            return None
+        units: list[Any] = []
+        for entry, size, unit in zip(key, self.shape, self._unit, strict=True):
+            if isinstance(entry, slice):
+                units.append(np.arange(*entry.indices(size)) // unit)
+            else:
+                units.append(range(size)[entry] // unit)
+        if sum(isinstance(u, np.ndarray) and u.size > 1 for u in units) > 2:
+            return None  # a 3D view: volume rendering has no rule for NaN
+        fixed = tuple(slice(None) if isinstance(u, np.ndarray) else u for u in units)
+        axes = np.ix_(*(u for u in units if isinstance(u, np.ndarray)))
+        return ~self._done[fixed][axes]
+
+    def _shown(self, key: Key, read: Callable[[Key], Any]) -> np.ndarray:
+        """``read(key)`` as napari should draw it: NaN where not done yet.
+
+        What is done is taken before reading: a block landing meanwhile stays
+        hidden until the next read, rather than shown before it was read.
+        """
+        hidden = self._unfinished(key)
+        data = np.asarray(read(key))
+        if hidden is None:
+            return data
+        # float32 during the whole run, so that napari keeps one texture format.
+        shown = data.astype(np.float32)
+        shown[hidden] = np.nan
+        return shown
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -64,9 +153,13 @@ class LiveOutput:
         kept = self._kept
         if kept is not None and _plain(key) and key == kept[0]:
             return kept[1]
-        if _is_view(key, self.ndim):
-            self.view = key
-            self.viewed = next(_READS)
+        if not _is_view(key, self.ndim):
+            return self._read(key)
+        self.view = key
+        self.viewed = next(_READS)
+        return self._shown(key, self._read)
+
+    def _read(self, key: Any) -> Any:
         if self._fill is not None:
             return self._fill[key]
         return self.array[key]
@@ -80,7 +173,7 @@ class LiveOutput:
 
     def read(self, key: Key) -> tuple[Key, np.ndarray]:
         """Read ``key`` from the array (call it off the main thread)."""
-        return key, np.asarray(self.array[key])
+        return key, self._shown(key, self.array.__getitem__)
 
     def keep(self, key: Key, data: np.ndarray) -> None:
         """Serve ``data`` for ``key`` from now on, until `forget`."""
@@ -138,9 +231,47 @@ class LivePyramid:
     huge output refreshes as its coarse levels fill in, never reading level 0.
     """
 
-    def __init__(self, arrays: list[zarr.Array], *, empty: bool = False) -> None:
-        self.levels = [LiveOutput(array, empty=empty) for array in arrays]
+    def __init__(
+        self,
+        arrays: list[zarr.Array],
+        *,
+        empty: bool = False,
+        units: Sequence[Sequence[int] | None] | None = None,
+        done: Sequence[np.ndarray | None] | None = None,
+    ) -> None:
+        units = units or [None] * len(arrays)
+        done = done or [None] * len(arrays)
+        self.levels = [
+            LiveOutput(array, empty=empty, unit=unit, done=mask)
+            for array, unit, mask in zip(arrays, units, done, strict=True)
+        ]
         self.ndim = arrays[0].ndim
+
+    @classmethod
+    def of_run(cls, run: Run, *, transparent: bool) -> LivePyramid:
+        """The live view of ``run``'s levels; see-through where not done if asked.
+
+        Level 0 is done by blocks, the coarser levels by chunks.
+        """
+        arrays = list(run.target.levels)
+        empty = run.done_at_start == 0
+        if not transparent:
+            return cls(arrays, empty=empty)
+        units = [run.plan.block_shape, *(array.chunks for array in arrays[1:])]
+        done = None
+        if not empty:
+            counts = [len(run.plan), *(_chunk_count(array) for array in arrays[1:])]
+            done = [
+                Ledger.of(array).done(count)
+                for array, count in zip(arrays, counts, strict=True)
+            ]
+        return cls(arrays, empty=empty, units=units, done=done)
+
+    def landed(self, record: BlockDone) -> None:
+        """Show the block of ``record`` and the coarser chunks built with it."""
+        self.levels[0].landed(record.box)
+        for level, box in record.levels:
+            self.levels[level].landed(box)
 
     @property
     def final(self) -> list[zarr.Array]:
@@ -181,3 +312,9 @@ class LivePyramid:
         """Serve every read from the arrays again."""
         for level in self.levels:
             level.forget()
+
+
+def _chunk_count(array: zarr.Array) -> int:
+    return math.prod(
+        math.ceil(n / c) for n, c in zip(array.shape, array.chunks, strict=True)
+    )

@@ -21,7 +21,26 @@ if TYPE_CHECKING:
 
     from chunkwise._napari._widget import ProcessWidget
 
-__all__ = ["check_path", "dock_widget", "main", "run_and_compare"]
+__all__ = ["check_path", "dock_widget", "main", "run_and_compare", "window_size"]
+
+#: The window's size where the screen has room, as (width, height).
+PREFERRED_SIZE = (1600, 1000)
+#: The share of the screen's free area (without task bars) that a window may take.
+SCREEN_SHARE = 0.95
+
+
+def window_size(available: tuple[int, int]) -> tuple[int, int]:
+    """The window's (width, height): `PREFERRED_SIZE`, within a share of the screen.
+
+    Examples
+    --------
+    >>> window_size((1280, 800))
+    (1216, 760)
+    """
+    return tuple(  # type: ignore[return-value]
+        min(preferred, int(free * SCREEN_SHARE))
+        for preferred, free in zip(PREFERRED_SIZE, available, strict=True)
+    )
 
 
 def dock_widget(viewer: napari.Viewer) -> ProcessWidget:
@@ -70,9 +89,12 @@ def _render_headless(path: str | None, screenshot: Path) -> None:
 
 def _show(path: str | None, screenshot: Path | None) -> None:
     import napari
+    from qtpy.QtGui import QGuiApplication
 
     viewer = napari.Viewer(title="chunkwise")
-    viewer.window.resize(1600, 1000)
+    # The screen's free area (without task bars): a fixed size may not fit it.
+    screen = QGuiApplication.primaryScreen().availableGeometry()
+    viewer.window.resize(*window_size((screen.width(), screen.height())))
     load(viewer, path)
     widget = dock_widget(viewer)
     if screenshot is None:
@@ -81,6 +103,11 @@ def _show(path: str | None, screenshot: Path | None) -> None:
     run_and_compare(viewer, widget)
     viewer.screenshot(str(screenshot), canvas_only=False, flash=False)
     print(f"wrote {screenshot}")
+    # Nobody is there to answer a question on closing: the demo's scratch result
+    # is not wanted after its screenshot.
+    widget.ask = lambda title, text, buttons: (
+        "Delete" if "Delete" in buttons else "Cancel"
+    )
     viewer.close()
 
 

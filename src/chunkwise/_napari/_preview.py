@@ -33,7 +33,7 @@ from chunkwise._napari._layers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     import napari
 
@@ -217,11 +217,15 @@ class PlanePreview:
             tuple(s.start for s in region), tuple(s.stop for s in region)
         )
         data = job.data[inner.relative_to(box)]
-        offset = np.subtract(inner.start, box.start) * job.geometry.scale
+        # An RGB image's colour axis, last, has no place in the world.
+        ndim = len(job.geometry.scale)
+        offset = np.subtract(inner.start, box.start)[:ndim] * job.geometry.scale
         translate = np.add(job.view.translate, offset)
         labels = is_labels_result(job.layer, job.op)
+        rgb = {"rgb": True} if getattr(job.layer, "rgb", False) else {}
         if self.layer is not None and (
             labels != isinstance(self.layer, Labels)
+            or bool(rgb) != getattr(self.layer, "rgb", False)
             or self.layer not in self._viewer.layers
         ):
             self._remove_layer()
@@ -233,7 +237,7 @@ class PlanePreview:
             kwargs["contrast_limits_range"] = kwargs["contrast_limits"] = job.limits
         if self.layer is None:
             kwargs.pop("contrast_limits_range", None)
-            self.layer = (Labels if labels else Image)(data, name=NAME, **kwargs)
+            self.layer = (Labels if labels else Image)(data, name=NAME, **rgb, **kwargs)
             # Not selected, and built over a few event-loop turns: napari's
             # controls and visual for a new layer took 0.4-0.9 s on 2 busy cores,
             # which the tiles still computing need.
@@ -245,6 +249,25 @@ class PlanePreview:
                     setattr(self.layer, name, value)
             self.layer.data = data
         self._on_screen = (job, region)
+
+    def hand_over(
+        self, accept: Callable[[Image | Labels], bool]
+    ) -> Image | Labels | None:
+        """Give up the preview layer, if ``accept(layer)``, to show something else.
+
+        A layer that napari has built and drawn already costs a data swap to reuse;
+        a new one costs napari's first frame of a new visual (about 55 ms with
+        software OpenGL: benchmarks/results/gui.md). The preview stops, and the
+        next request builds a new preview layer. Returns the layer, or None.
+        """
+        layer = self.layer
+        if layer is None or layer not in self._viewer.layers or not accept(layer):
+            return None
+        self._cancel()
+        self._done = None
+        self.layer = None
+        self._on_screen = None
+        return layer
 
     def close(self) -> None:
         """Stop computing and remove the preview layer."""

@@ -111,9 +111,19 @@ def _array(array: zarr.Array, name: str, path: str) -> LayerData:
     record = dict(array.attrs.get(LAYER_ATTRIBUTE, {}))
     provenance = _provenance(array, path)
     kind = record.get("layer_type") or (
-        "labels" if _label_recipe(provenance.get("operation")) else "image"
+        "labels" if _holds_labels(provenance) else "image"
     )
-    meta = _meta(record, array.ndim, name)
+    # An RGB(A) result of the widget: placed on its layer's axes, colour aside.
+    scale = record.get("scale")
+    rgb = (
+        kind == "image"
+        and array.shape[-1] in (3, 4)
+        and isinstance(scale, list)
+        and len(scale) == array.ndim - 1
+    )
+    meta = _meta(record, array.ndim - rgb, name)
+    if rgb:
+        meta["rgb"] = True
     data = LazyArray(array)
     kind = _checked_kind(kind, array.dtype, meta)
     if kind == "image":
@@ -165,7 +175,7 @@ def _image(group: zarr.Group, name: str, path: str = "") -> LayerData:
     meta = _meta(record, ndim, name)
     meta["multiscale"] = len(levels) > 1
     provenance = _provenance(group, path or name)
-    labels = "image-label" in ome or _label_recipe(provenance.get("operation"))
+    labels = "image-label" in ome or _holds_labels(provenance)
     kind = _checked_kind("labels" if labels else "image", levels[0].dtype, meta)
     # Level k shows 1/4**k of level 0's pixels: its cache gets as much of the
     # budget, all levels together under 4/3 of it. Level 0 is opened last, so that
@@ -266,26 +276,28 @@ def _checked_kind(kind: str, dtype: Any, meta: dict[str, Any]) -> str:
     return "image"
 
 
-def _label_recipe(operation: Any) -> bool:
-    """Whether a chunkwise recipe makes labels: a threshold, or label-keeping steps.
+def _holds_labels(provenance: dict[str, Any]) -> bool:
+    """Whether a chunkwise output holds labels, as its run recorded.
 
+    Outputs of older versions record only the recipe: labels if it makes a mask
+    (a threshold, then steps that keep labels), since the input's kind is unknown.
     Custom steps are not rebuilt, since that imports the module they name.
     """
+    recorded = provenance.get("labels")
+    if isinstance(recorded, bool):
+        return recorded
+    operation = provenance.get("operation")
     if not isinstance(operation, dict):
         return False
     steps = (
         operation.get("steps", []) if operation.get("op") == "chain" else [operation]
     )
-    if not steps:
-        return False
+    labels = False
     try:
-        built = [
-            None if step.get("op") == "custom" else ops.from_dict(step)
-            for step in steps
-        ]
+        for step in steps:
+            custom = step.get("op") == "custom"
+            labels = not custom and ops.from_dict(step).labels_from(labels)
     except (ValueError, TypeError, KeyError, AttributeError):
         # A recipe from another version of chunkwise: guess no more than "image".
         return False
-    return isinstance(built[-1], ops.threshold) or all(
-        step is not None and step.label_like for step in built
-    )
+    return labels

@@ -4,9 +4,8 @@ It owns no processing logic: operations come from `chunkwise.ops`, previews from
 `chunkwise.compute_region`, runs from `chunkwise.iter_process`.
 """
 
+import contextlib
 import math
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    Label,
     LineEdit,
     ProgressBar,
     PushButton,
@@ -30,26 +28,35 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Points, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QEvent, QObject, QTimer
-from qtpy.QtWidgets import QMessageBox, QSizePolicy
+from qtpy.QtCore import QEvent, QObject, QThread, QTimer
+from qtpy.QtWidgets import QMessageBox
 from superqt.utils import qdebounced
 
 import chunkwise
-from chunkwise._napari._form import ChainEditor
+from chunkwise._napari._compare import SideBySide
+from chunkwise._napari._focus import view_priority
+from chunkwise._napari._form import ChainEditor, section
 from chunkwise._napari._insert import TURN_MS, insert_in_turns
 from chunkwise._napari._layers import (
+    blending_steps,
     bounding_input_region,
     camera_of,
     data_limits,
     is_labels_result,
+    labels_limits,
+    layer_axes,
+    layer_operation,
     layer_source,
     output_geometry,
     same_values,
     view_input_region,
 )
+from chunkwise._napari._lifecycle import RunLifecycle
 from chunkwise._napari._live import LiveOutput, LivePyramid
 from chunkwise._napari._preview import NAME as PREVIEW_NAME
 from chunkwise._napari._preview import PREVIEW_PIXELS, PlanePreview
+from chunkwise._napari._save import choose_zarr, default_name, replace_store
+from chunkwise._napari._status import StatusLine, progress_text
 from chunkwise._napari._worker import RunStream
 from chunkwise._napari._writer import LAYER_ATTRIBUTE, layer_record
 from chunkwise._store import CODECS
@@ -66,7 +73,7 @@ WHOLE, VIEW = "whole volume", "current view"
 RUN_NICENESS = 10
 
 
-class ProcessWidget(Container):
+class ProcessWidget(RunLifecycle, Container):
     """Tune an operation on the plane in view, then run it over the whole volume."""
 
     # napari gives the viewer by this runtime annotation (no postponed annotations).
@@ -75,6 +82,7 @@ class ProcessWidget(Container):
         self._viewer = viewer
         self._preview = PlanePreview(viewer)
         self._preview_note = ""
+        self._form_note = ""
         self._output_name: str | None = None
         self.stream: RunStream | None = None
         self.output_layer: Image | Labels | None = None
@@ -93,9 +101,6 @@ class ProcessWidget(Container):
             "or its centre when the view shows more"
         )
         self.output = FileEdit(label="output", mode="w", filter="*.zarr", nullable=True)
-        self.output.tooltip = (
-            "Zarr store to write; empty: a scratch store to save later"
-        )
         self.format = ComboBox(
             label="format",
             choices=[("Zarr array", "zarr"), ("OME-Zarr with pyramid", "ome-zarr")],
@@ -103,10 +108,24 @@ class ProcessWidget(Container):
         )
         self.format.tooltip = (
             "OME-Zarr: an image whose pyramid is built during the run, shown "
-            "multiscale (the default for an output ending in .ome.zarr)"
+            "multiscale, with the input's scale and translation recorded so that "
+            "other OME-Zarr readers place it on the input (the default for an "
+            "output ending in .ome.zarr)"
         )
+        self.output.tooltip = (
+            "Zarr store to write; empty: a scratch store to save later with "
+            '"Save result as…"'
+        )
+        # A store is a folder: a file dialog would enter an existing one.
+        self.output.choose_btn.changed.disconnect()
+        self.output.choose_btn.text = "Choose…"
+        self.output.choose_btn.changed.connect(self._on_choose_output)
         self.zarr_format = ComboBox(label="Zarr format", choices=(3, 2), value=3)
+        self.zarr_format.tooltip = (
+            "Zarr v3 (OME-Zarr 0.5) or v2 (OME-Zarr 0.4, for older readers)"
+        )
         self.codec = ComboBox(label="codec", choices=CODECS, value="zstd")
+        self.codec.tooltip = "compression of the output chunks"
         self.chunks = LineEdit(label="chunks", value="")
         self.chunks.tooltip = "output chunk shape such as 64,64,64 (empty: the input's)"
         self.level = SpinBox(label="input level", value=0, min=0, max=0)
@@ -123,19 +142,20 @@ class ProcessWidget(Container):
         self.n_jobs = SpinBox(
             label="jobs", value=joblib.cpu_count(), min=1, max=joblib.cpu_count() * 4
         )
+        self.n_jobs.tooltip = "blocks computed at the same time (default: all cores)"
         self.backend = ComboBox(label="backend", choices=chunkwise._run.BACKENDS)
+        self.backend.tooltip = (
+            "threading suits scipy filters, which release the GIL; loky runs "
+            "separate processes, for custom functions that hold it"
+        )
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.resume_button = PushButton(text="Resume", enabled=False)
         self.save_button = PushButton(text="Save result as…", enabled=False)
         self.progress = ProgressBar(label="progress", value=0, min=0, max=1)
-        self.status = Label(label="", value="")
-        # A long status (a path) wraps and never widens the dock: a wider dock
-        # resizes napari's canvas, a full redraw on the event loop.
-        self.status.native.setWordWrap(True)
-        self.status.native.setSizePolicy(
-            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
-        )
+        # A long status (a path) wraps or elides and never widens the dock: a wider
+        # dock resizes napari's canvas, a full redraw on the event loop.
+        self.status = StatusLine()
         self.compare = CheckBox(
             value=False, text="Compare input and output side by side"
         )
@@ -144,6 +164,18 @@ class ProcessWidget(Container):
             labels=False,
             widgets=[self.run_button, self.cancel_button, self.resume_button],
         )
+        self.output_section = section(
+            "Output",
+            [
+                self.output,
+                self.format,
+                self.zarr_format,
+                self.codec,
+                self.chunks,
+                self.n_jobs,
+                self.backend,
+            ],
+        )
         self.extend(
             [
                 self.input,
@@ -151,14 +183,8 @@ class ProcessWidget(Container):
                 self.level,
                 self.preview,
                 self.preview_size,
-                self.output,
-                self.format,
-                self.zarr_format,
-                self.codec,
-                self.chunks,
                 self.region,
-                self.n_jobs,
-                self.backend,
+                self.output_section,
                 buttons,
                 self.progress,
                 self.status,
@@ -167,11 +193,18 @@ class ProcessWidget(Container):
             ]
         )
         self._scratch: Path | None = None
-        self._visibility: dict[str, bool] = {}
+        self._save_folder: Path | None = None
+        #: Asks for a .zarr path: (title, suggested) -> path or None; tests replace it.
+        self.choose_path = lambda title, suggested: choose_zarr(
+            self.native, title, suggested
+        )
+        self._side_by_side = SideBySide(viewer)
         self._closed = False
         self._schedule_preview = qdebounced(self._update_preview, PREVIEW_DEBOUNCE_MS)
+        self._schedule_priority = qdebounced(self._reprioritise, PREVIEW_DEBOUNCE_MS)
         #: Asks the user; tests replace it. Takes (title, text, buttons) -> answer.
         self.ask = _ask
+        self._init_lifecycle()
 
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
@@ -183,7 +216,7 @@ class ProcessWidget(Container):
         self._undock_filter = _Undocked(self._disconnect_viewer)
         self.native.installEventFilter(self._undock_filter)
         self.input.changed.connect(self._on_input_changed)
-        self.steps.changed.connect(self._on_view_changed)
+        self.steps.changed.connect(self._on_form_changed)
         self.preview.changed.connect(self._on_preview_toggled)
         self.preview_size.changed.connect(self._on_preview_size)
         self.level.changed.connect(self._on_view_changed)
@@ -228,11 +261,11 @@ class ProcessWidget(Container):
         self._closed = True
         self._schedule_preview.cancel()
         self._preview.close()
-        if self.stream is not None:
-            self.stream.detach()
+        self._end_run_for_close()
         events = self._viewer.layers.events
         events.inserted.disconnect(self._on_layers_changed)
         events.removed.disconnect(self._on_layers_changed)
+        events.removing.disconnect(self._on_layer_removing)
         for emitter in self._view_events():
             emitter.disconnect(self._on_view_changed)
 
@@ -251,11 +284,30 @@ class ProcessWidget(Container):
             self.steps.hints.update(
                 lo=low, hi=high, value=(low + high) / 2, in_range=(low, high)
             )
-        self._on_view_changed()
+        self._on_form_changed()
 
     def operation(self) -> chunkwise.ops.Operation:
-        """The operation as the form stands (validated by the engine)."""
-        return self.steps.operation()
+        """The operation as the form stands (validated by the engine).
+
+        On the input's space axes: an RGB image is processed colour by colour.
+        """
+        op = self.steps.operation()
+        layer = self.input.value
+        return op if layer is None else layer_operation(layer, op)
+
+    def _labels_confirmed(self, layer: Image | Labels, op: Any) -> bool:
+        """Whether to run ``op``: on Labels, one that blends IDs runs if confirmed."""
+        blending = blending_steps(layer, op)
+        if not blending:
+            return True
+        answer = self.ask(
+            "Labels",
+            f"{layer.name} holds labels, and {', '.join(blending)} blends label IDs "
+            "into values that are no label (between IDs 2 and 4 lies 3, another "
+            "cell). The result will be an image. Run anyway?",
+            ("Run anyway", "Cancel"),
+        )
+        return answer == "Run anyway"
 
     # --- preview -----------------------------------------------------------------
     def _on_preview_toggled(self, on: bool) -> None:
@@ -265,8 +317,38 @@ class ProcessWidget(Container):
             self._preview.close()
 
     def _on_view_changed(self, *_: Any) -> None:
+        if self.stream is not None and self.stream.running:
+            self._schedule_priority()
         if self.preview.value:
+            self._raise_preview()
             self._schedule_preview()
+
+    def _on_form_changed(self, *_: Any) -> None:
+        # A value the operation refuses is said at once, not clamped or dropped.
+        layer = self.input.value
+        try:
+            op = self.operation()
+            if layer is not None:
+                op.check_shape(layer_source(layer, self.level.value).shape)
+        except chunkwise.ChunkwiseError as error:
+            self._note_form(f"not valid: {error}")
+        else:
+            self._note_form("")
+        self._on_view_changed()
+
+    def _note_form(self, text: str) -> None:
+        # Like preview notes: a valid form clears only its own message.
+        if text or self.status.value == self._form_note:
+            self.status.show(text)
+        self._form_note = text
+
+    def _raise_preview(self) -> None:
+        """Keep the preview above an earlier output, so parameter changes show."""
+        shown = self._preview.layer
+        # Plugins see layers through napari's proxies: compare names, not identity.
+        names = [layer.name for layer in self._viewer.layers]
+        if shown is not None and shown.name in names[:-1]:
+            self._viewer.layers.move(names.index(shown.name), len(names))
 
     def _on_preview_size(self, side: int) -> None:
         self._preview.budget = side * side
@@ -275,6 +357,8 @@ class ProcessWidget(Container):
     def _update_preview(self) -> None:
         if self._closed or not self.preview.value:
             return
+        if self.stream is not None and self.stream.running:
+            return  # the run's output is shown: a preview over it would hide it
         layer = self.input.value
         if layer is None:
             self._preview.close()  # its input is gone
@@ -297,6 +381,11 @@ class ProcessWidget(Container):
                 f"The preview covers only the centre of the view ({height} x "
                 f"{width} pixels); zoom in to see more."
             )
+        elif blending := blending_steps(layer, op):
+            self._note_preview(
+                f"preview: {', '.join(blending)} blends label IDs; the result is an "
+                "image, not labels"
+            )
         else:
             self._note_preview("")
 
@@ -307,15 +396,13 @@ class ProcessWidget(Container):
         self._preview_note = text
 
     # --- run ---------------------------------------------------------------------
-    def _output_target(self, layer: Image | Labels, op: Any) -> Path:
-        chosen = self.output.value
-        if chosen is not None and str(chosen) not in ("", "."):
-            self._scratch = None
-            return Path(chosen)
-        folder = Path(tempfile.mkdtemp(prefix="chunkwise-"))
-        suffix = ".ome.zarr" if self.format.value == "ome-zarr" else ".zarr"
-        self._scratch = folder / f"{layer.name}-{op.name}{suffix}"
-        return self._scratch
+    def _placement(self, layer: Image | Labels) -> dict[str, Any]:
+        """The input's place in napari's world, for an OME-Zarr output to record."""
+        if self.format.value != "ome-zarr":
+            return {}  # a plain array records it for the plugin's reader
+        place = output_geometry(layer, chunkwise.ops.copy(), self.level.value)
+        scale, translation = place.data_placement()
+        return {"scale": scale, "translation": translation}
 
     def _regions(self, _: Any = None) -> list[str]:
         marks = [
@@ -339,6 +426,24 @@ class ProcessWidget(Container):
         if region is None:
             raise chunkwise.ChunkwiseError(f"the region ({choice}) misses the input")
         return region
+
+    def _suggested_path(self) -> Path:
+        """Where a chooser starts: the last folder, and ``<input>-<op>.zarr``."""
+        layer = self.input.value
+        folder = self._save_folder or Path.home()
+        try:
+            op = self.operation()
+        except chunkwise.ChunkwiseError:
+            return folder / "result.zarr"
+        ome = self.format.value == "ome-zarr"
+        name = "input" if layer is None else layer.name
+        return folder / default_name(name, op, ome=ome)
+
+    def _on_choose_output(self) -> None:
+        path = self.choose_path("Output Zarr store", self._suggested_path())
+        if path is not None:
+            self._save_folder = path.parent
+            self.output.value = path
 
     def _on_output_chosen(self, path: Any) -> None:
         # As on the command line: an output named .ome.zarr is an OME-Zarr image.
@@ -364,7 +469,7 @@ class ProcessWidget(Container):
             )
         return {"Resume": "resume", "Overwrite": "overwrite"}.get(answer)
 
-    def _on_run(self, resume: bool = False) -> None:
+    def _on_run(self, resume: bool = False, op: Any = None) -> None:
         layer = self.input.value
         if layer is None:
             show_error("choose an input layer first")
@@ -372,9 +477,13 @@ class ProcessWidget(Container):
         if self.stream is not None and self.stream.running:
             return
         try:
-            op = self.operation()
-            target = self._last_target if resume else self._output_target(layer, op)
-            choice = "resume" if resume else self._existing_choice(target)
+            op = self.operation() if op is None else op
+            if not (resume or self._labels_confirmed(layer, op)):
+                return
+            if resume:
+                target, choice = self._last_target, "resume"
+            else:
+                target, choice = self._target_and_choice(layer, op)
             if choice is None:
                 return
             run = chunkwise.iter_process(
@@ -390,25 +499,49 @@ class ProcessWidget(Container):
                 region=self._region_of(layer),
                 overwrite=choice == "overwrite",
                 resume=choice == "resume",
+                **self._placement(layer),
+                axes=layer_axes(layer),
                 # The jobs yield the cores to napari's event loop and rendering.
                 nice=RUN_NICENESS,
+                # What is in view first; `_reprioritise` follows the view.
+                priority=self._view_priority(layer),
             )
         except (chunkwise.ChunkwiseError, OSError) as error:
+            self._forget_new_scratch()
             show_error(str(error))
             return
         self._last_target = target
+        self._started_run(layer, op, target)
         # Blocks are computed once napari has drawn the output layer: until then the
         # event loop has the cores to itself (benchmarks/results/gui.md).
         live = self._show_output(layer, op, run, then=self._start_stream)
         self.stream = RunStream(
             run, self.output_layer, self._on_progress, self._on_end, live=live
         )
+        self.stream.worker.yielded.connect(live.landed)  # shows what is done
         self._show_progress(run.done_at_start, len(run.plan))
-        self.status.value = f"running: {len(run.plan)} blocks into {target}"
+        self.status.show(f"running: {len(run.plan)} blocks into {target}", target)
         self._set_running(True)
 
     def _start_stream(self) -> None:
         self.stream.start()
+        self._replace_scratch()
+
+    def _view_priority(self, layer: Image | Labels) -> list[tuple[slice, ...]]:
+        try:
+            return view_priority(self._viewer, layer, self.level.value)
+        except (ValueError, IndexError):
+            return []  # a view napari is still setting up: index order
+
+    def _reprioritise(self) -> None:
+        if self._closed:  # Qt may have deleted the form
+            return
+        stream, layer = self.stream, self.input.value
+        if stream is None or not stream.running or layer is None:
+            return
+        # Cheap: the run records the new focus; its own thread reorders the rest.
+        with contextlib.suppress(chunkwise.ChunkwiseError):
+            stream.run.prioritise(*self._view_priority(layer))
 
     def _show_output(
         self,
@@ -429,18 +562,29 @@ class ProcessWidget(Container):
             "scale": geometry.scale,
             "translate": geometry.translate,
         }
-        if kind == "image":
+        blended = kind == "image" and isinstance(layer, Labels)
+        if blended:
+            # A blend of label IDs lies within them; a first block of background
+            # would give 0 to 1, and the result would look like a mask.
+            kwargs["contrast_limits"] = labels_limits(self._viewer, layer)
+        elif kind == "image":
             # Given, so that napari does not compute them from the data.
             kwargs["contrast_limits"] = _contrast_limits(layer, run.output)
-        # The run's stream reads the view for napari; a new output starts empty.
-        empty = run.done_at_start == 0
+        if kind == "image" and getattr(layer, "rgb", False):
+            kwargs["rgb"] = True  # processed colour by colour; shown as colours
+        # The run's stream reads the view for napari; a new output starts empty,
+        # and an image shows the input through what is not computed yet.
+        see_through = kind == "image" and not kwargs.get("rgb", False)
         live: LiveOutput | LivePyramid
         if run.target.multiscale:
-            live = LivePyramid(list(run.target.levels), empty=empty)
+            live = LivePyramid.of_run(run, transparent=see_through)
             kwargs["multiscale"] = True
         else:
-            live = LiveOutput(run.output, empty=empty)
+            live = LiveOutput.of_run(run, transparent=see_through)
         old = self._previous_output(layer)
+        if old is None and not run.target.multiscale:
+            # The preview's layer is built and drawn already: it becomes the output.
+            old = self._preview.hand_over(lambda shown: _can_show(shown, kind, live))
         # A new layer is napari's costliest step of a Run: reuse the last one.
         reuse = not run.target.multiscale and _can_show(old, kind, live)
         if reuse:
@@ -468,7 +612,9 @@ class ProcessWidget(Container):
         kwargs.pop("multiscale", None)
         self._first_record = True
         # Limits not taken from the input are guessed from the first block.
-        self._auto_contrast = kind == "image" and not same_values(layer, run.output)
+        self._auto_contrast = (
+            kind == "image" and not blended and not same_values(layer, run.output)
+        )
         return live
 
     def _previous_output(self, source: Image | Labels) -> Image | Labels | None:
@@ -481,18 +627,19 @@ class ProcessWidget(Container):
     def _on_progress(self, record: chunkwise.BlockDone) -> None:
         self._show_progress(record.done)
         stream = self.stream
-        elapsed = time.perf_counter() - stream.started
-        computed = record.done - stream.run.done_at_start
-        rate = computed / elapsed if elapsed > 0 else 0.0
-        mb = (
-            computed
-            * np.prod(stream.run.plan.block_shape)
-            * stream.run.plan.dtype.itemsize
-        )
-        eta = (record.total - record.done) / rate if rate else float("nan")
-        self.status.value = (
-            f"{record.done}/{record.total} blocks · {mb / elapsed / 1e6:.0f} MB/s · "
-            f"ETA {eta:.0f} s"
+        if self._first_record:
+            self._written = 0
+        # Measured over the blocks done, at their real size (edge blocks are smaller).
+        self._written += record.box.size * stream.run.plan.dtype.itemsize
+        self.status.show(
+            progress_text(
+                record.done,
+                record.total,
+                record.done - stream.run.done_at_start,
+                self._written,
+                time.perf_counter() - stream.started,
+            ),
+            self._last_target,
         )
         if self._first_record and self.output_layer is not None:
             self._first_record = False
@@ -522,18 +669,20 @@ class ProcessWidget(Container):
     def _on_end(self, error: BaseException | None) -> None:
         self._set_running(False)
         if error is None and self.stream.run.wanted is not None:
-            self.status.value = (
+            self.status.show(
                 f"region done: {self._last_target}; Resume with another region, "
-                "or the whole volume, to finish it"
+                "or the whole volume, to finish it",
+                self._last_target,
             )
             self.resume_button.enabled = True
             self.save_button.enabled = self._scratch is not None
         elif error is None:
-            self.status.value = f"done: {self._last_target}"
+            self.status.show(f"done: {self._last_target}", self._last_target)
             self.resume_button.enabled = False
             self.save_button.enabled = self._scratch is not None
         elif isinstance(error, chunkwise.Cancelled):
-            self.status.value = f"cancelled: {error}"
+            # The error says "cancelled after n of m blocks; resume to finish".
+            self.status.show(str(error), self._last_target)
             self.resume_button.enabled = True
         else:
             self.status.value = f"failed: {type(error).__name__}: {error}"
@@ -555,43 +704,44 @@ class ProcessWidget(Container):
     def _on_save(self) -> None:
         if self._scratch is None:
             return
-        from qtpy.QtWidgets import QFileDialog
+        suggested = self._suggested_path().with_name(self._scratch.name)
+        path = self.choose_path("Save result as", suggested)
+        if path is not None:
+            self._save_folder = path.parent
+            self.save_scratch(path)
 
-        path, _ = QFileDialog.getSaveFileName(
-            None, "Save result as", "", "Zarr (*.zarr)"
-        )
-        if path:
-            self.save_scratch(Path(path))
+    def save_scratch(self, path: Path) -> bool:
+        """Keep the scratch result at ``path``, asking before replacing a store.
 
-    def save_scratch(self, path: Path) -> None:
-        """Keep the scratch result at ``path``."""
+        Returns whether it was saved.
+        """
         if path.exists():
-            show_error(f"{path} exists; choose a new name")
-            return
-        shutil.copytree(self._scratch, path)
+            answer = self.ask(
+                "Replace?", f"{path} exists. Replace it?", ("Replace", "Cancel")
+            )
+            if answer != "Replace":
+                return False
+        try:
+            replace_store(self._scratch, path)
+        except (chunkwise.ChunkwiseError, OSError) as error:
+            show_error(str(error))
+            return False
+        self._scratches.saved(self._scratch, path)
+        self.status.show(f"saved: {path}", path)
         show_info(f"saved {path}")
+        return True
 
     # --- compare -------------------------------------------------------------------
     def _on_compare(self, on: bool) -> None:
-        viewer, layer, output = self._viewer, self.input.value, self.output_layer
+        layer, output = self.input.value, self.output_layer
         if on:
             if layer is None or output is None:
                 show_error("run an operation first: compare shows input and output")
                 self.compare.value = False
                 return
-            self._visibility = {item.name: item.visible for item in viewer.layers}
-            for item in viewer.layers:
-                item.visible = item.name in (layer.name, output.name)
-            same = isinstance(output, Image) and isinstance(layer, Image)
-            if same and output.dtype == layer_source(layer).dtype:
-                output.contrast_limits = layer.contrast_limits
-            _grid(viewer).enabled = True
-            viewer.reset_view()
+            self._side_by_side.start(layer, output)
         else:
-            _grid(viewer).enabled = False
-            viewer.reset_view()
-            for item in viewer.layers:
-                item.visible = self._visibility.get(item.name, item.visible)
+            self._side_by_side.stop()
 
 
 class _Undocked(QObject):
@@ -663,6 +813,11 @@ def _contrast_limits(layer: Image | Labels, output: zarr.Array) -> tuple[float, 
 
 
 def _ask(title: str, text: str, buttons: tuple[str, ...]) -> str:
+    if QThread.currentThread().loopLevel() == 0:
+        # No event loop: a script drives napari (`chunkwise view --screenshot`,
+        # a benchmark), and nobody would ever click. The last button is the safe
+        # one ("Cancel", "Keep").
+        return buttons[-1]
     box = QMessageBox()
     box.setWindowTitle(title)
     box.setText(text)

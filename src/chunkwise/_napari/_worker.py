@@ -15,13 +15,14 @@ record) and the refresh's read of the view on the main thread (30-80 ms).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 
 from chunkwise._napari._live import LiveOutput, LivePyramid
 
@@ -33,10 +34,16 @@ if TYPE_CHECKING:
     from chunkwise import BlockDone, Run
     from chunkwise._geometry import Box
 
-__all__ = ["REFRESH_SECONDS", "RunStream"]
+__all__ = ["CLOSE_WAIT_SECONDS", "REFRESH_SECONDS", "RunStream"]
 
 #: At most about ten refreshes a second: enough to watch, cheap for the event loop.
 REFRESH_SECONDS = 0.1
+#: How long closing napari or the dock waits for a cancelled run's blocks in flight,
+#: so that its store says "cancelled" rather than "running" when napari is gone.
+CLOSE_WAIT_SECONDS = 10.0
+#: No refresh this long after napari starts removing a layer: refreshing one layer
+#: while napari removes another crashed napari (vispy/Mesa; issue 11).
+REMOVAL_QUIET_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,16 @@ def _records(run: Run) -> Generator[BlockDone, None, _Ended]:
     except Exception as error:
         return _Ended(error)
     return _Ended(None)
+
+
+def _drain(run: Run) -> BaseException | None:
+    """Iterate a cancelled ``run`` to its end, so that it records how it ended."""
+    try:
+        for _ in run:
+            pass
+    except Exception as error:
+        return error
+    return None
 
 
 class RunStream:
@@ -106,30 +123,67 @@ class RunStream:
         self._on_end = on_end
         self._ended = False
         self._detached = False
+        self._layer_gone = False
+        self._quiet_until = 0.0
+        self._started = False
+        #: Set in the worker thread once the run has recorded how it ended.
+        self._run_over = threading.Event()
+        self._aborted_with: BaseException | None = None
         # No `_progress` for napari's activity dock: the widget shows the same.
         self.worker = create_worker(_records, run, _start_thread=False)
         self.worker.yielded.connect(self._on_yielded)
         self.worker.returned.connect(lambda ended: self._end(ended.error))
         self.worker.errored.connect(self._end)
-        self.worker.finished.connect(lambda: self._end(None))
+        self.worker.finished.connect(lambda: self._end(self._aborted_with))
+        # Both in the worker thread, before napari's event loop may be gone: napari
+        # quits every worker as its window closes, and a quit generator is left
+        # suspended, its run neither finished nor marked cancelled.
+        direct = Qt.ConnectionType.DirectConnection
+        self.worker.aborted.connect(self._on_aborted, direct)
+        self.worker.finished.connect(self._run_over.set, direct)
         self._timer = QTimer()
         self._timer.setInterval(int(REFRESH_SECONDS * 1000))
         self._timer.timeout.connect(self._on_tick)
 
     def start(self) -> None:
         """Start computing blocks."""
+        if self._started:
+            return
+        self._started = True
         self.started = time.perf_counter()
         self._timer.start()
         self.worker.start()
 
-    def detach(self) -> None:
-        """Cancel, and stop reporting: the widget that listened is gone."""
+    def detach(self, *, wait: float = 0.0) -> bool:
+        """Cancel, and stop reporting: the widget that listened is gone.
+
+        Waits up to ``wait`` seconds for the run to record that it was cancelled
+        (a run not started yet starts, to record it); returns whether it has.
+        """
         self.run.cancel()
+        self.forget_layer()
         self._detached = True
         self._on_progress = lambda record: None
         self._on_end = lambda error: None
         with contextlib.suppress(RuntimeError):  # Qt may have deleted it already
             self._timer.stop()
+        if not self._started:
+            self._started = True
+            self.worker.start()
+        return self._run_over.wait(wait)
+
+    def forget_layer(self) -> None:
+        """Never touch the layer again: napari is removing it (or its window)."""
+        self._layer_gone = True
+
+    def pause_refresh(self) -> None:
+        """Refresh nothing for `REMOVAL_QUIET_SECONDS`: napari removes a layer."""
+        self._quiet_until = time.perf_counter() + REMOVAL_QUIET_SECONDS
+
+    @property
+    def refresh_paused(self) -> bool:
+        """Whether the layer is not refreshed now (gone, or napari removing one)."""
+        return self._layer_gone or time.perf_counter() < self._quiet_until
 
     def cancel(self) -> None:
         """Stop after the blocks in flight; finished blocks stay written."""
@@ -139,6 +193,11 @@ class RunStream:
     def running(self) -> bool:
         """Whether the run has not ended yet."""
         return not self._ended
+
+    def _on_aborted(self) -> None:
+        # In the worker thread, where the suspended run can still be finished.
+        self.run.cancel()
+        self._aborted_with = _drain(self.run)
 
     def _on_yielded(self, record: BlockDone) -> None:
         self._latest = record
@@ -151,7 +210,7 @@ class RunStream:
         # Blocks off the view change nothing on screen: no read, no refresh.
         self._stale |= any(self.live.shows(box, level) for level, box in self._landed)
         self._landed.clear()
-        if self._stale and not self._reading and not self._detached:
+        if self._stale and not self._reading and not self.refresh_paused:
             self._stale = False
             self._reading = True
             self.reads += 1
@@ -167,7 +226,10 @@ class RunStream:
 
     def _on_read(self, result: tuple[Any, np.ndarray]) -> None:
         self._reading = False
-        if self._ended or self._detached:
+        if self._ended or self._layer_gone:
+            return
+        if self.refresh_paused:
+            self._stale = True  # read again once napari is done removing
             return
         self.live.keep(*result)
         self.refreshes += 1
@@ -187,7 +249,7 @@ class RunStream:
         self._timer.stop()
         self._report()
         self.live.forget()
-        if not self._detached:
+        if not self._layer_gone:
             # The jobs are done, so napari's own read of the view is the quick one
             # (~15 ms), and the layer holds the output itself again.
             self.layer.data = self.live.final

@@ -75,11 +75,16 @@ def layer_record(meta: dict[str, Any], kind: str) -> dict[str, Any]:
 def write_zarr(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Save one Image or Labels layer as a Zarr array (napari writer).
 
+    A path ending in ``.ome.zarr`` is written as an OME-Zarr image (with a pyramid)
+    whose NGFF metadata records the layer's scale and translation, so that any
+    OME-Zarr reader places it where the layer lies.
+
     Parameters
     ----------
     path : str
-        The ``.zarr`` directory to write. An existing Zarr array there is replaced
-        once the new one is complete; anything else there is refused.
+        The ``.zarr`` directory to write. An existing Zarr array (or, for
+        ``.ome.zarr``, image) there is replaced once the new one is complete;
+        anything else there is refused.
     data : array-like or sequence of array-like
         The layer data: numpy, zarr, dask or any lazy array; of a multiscale
         layer, level 0 is saved.
@@ -100,12 +105,19 @@ def write_zarr(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """
     source = data[0] if meta.get("multiscale") else data
     target = Path(path).expanduser().absolute()
-    _check_replaceable(target)
+    ome = target.name.endswith(".ome.zarr")
+    _check_replaceable(target, ome=ome)
     token = uuid.uuid4().hex[:8]
     scratch = target.with_name(f".{target.name}.{token}.partial")
+    place: dict[str, Any] = {}
+    if ome:
+        place = {"format": "ome-zarr"}
+        for key, name in (("scale", "scale"), ("translate", "translation")):
+            if meta.get(key) is not None:
+                place[name] = tuple(float(v) for v in meta[key])
     try:
         output = chunkwise.process(
-            source, ops.astype(np.dtype(source.dtype).name), scratch
+            source, ops.astype(np.dtype(source.dtype).name), scratch, **place
         )
         record = layer_record(meta, _layer_type(meta))
         output.update_attributes({LAYER_ATTRIBUTE: record})
@@ -116,15 +128,19 @@ def write_zarr(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     return [str(target)]
 
 
-def _check_replaceable(target: Path) -> None:
-    """Refuse to replace anything but a Zarr array (or an empty directory)."""
+def _check_replaceable(target: Path, *, ome: bool = False) -> None:
+    """Refuse to replace anything but a Zarr array (or an empty directory).
+
+    With ``ome``, a Zarr group (an OME-Zarr image) may be replaced too.
+    """
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         return
     try:
         node = zarr.open(store=LocalStore(target, read_only=True), mode="r")
     except Exception:  # whatever it is, it is not a Zarr array
         node = None
-    if not isinstance(node, zarr.Array):
+    kinds = (zarr.Array, zarr.Group) if ome else (zarr.Array,)
+    if not isinstance(node, kinds):
         raise chunkwise.ChunkwiseError(
             f"{target} exists and is not a Zarr array; refusing to replace it "
             "(choose a new name)"
