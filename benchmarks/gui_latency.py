@@ -1,7 +1,7 @@
 """GUI figures in a real napari viewer: preview latency, first chunk, event-loop stalls.
 
 Run headless with ``xvfb-run -a .venv/bin/python benchmarks/gui_latency.py [part ...]``
-(parts: ``preview``, ``run``; default both). Prints one JSON line:
+(parts: ``preview``, ``run``, ``slider``; default all). Prints one JSON line:
 
 - preview_ms: median time from a parameter change to the preview on screen, for a
   512 x 512 plane of a 64 x 512 x 512 volume with gaussian sigma=2 (10 changes);
@@ -15,7 +15,17 @@ Run headless with ``xvfb-run -a .venv/bin/python benchmarks/gui_latency.py [part
   - first_block_stall_ms: while the jobs compute the first blocks;
 - streaming_stall_ms: the longest gap from then on, while blocks land;
 - rerun_*: the same for a second Run with another sigma, which shows its result in
-  the first run's layer.
+  the first run's layer;
+- slider_*: during a run (median size 3 on the 256^3 sample, the issue's case),
+  the slider is stepped back one plane at a time (within the block in view, so that
+  the plane's blocks stay the same), every 150 ms, while blocks land. Per
+  step, ``slider_gap_ms`` is the longest gap between ticks of a 5 ms QTimer from
+  the step until the next step (the step's own slicing, napari's frame, and the
+  refreshes around it), given as p50/p95/max over the steps; ``slider_idle_*``
+  are the same steps once the run has ended (the floor of napari's own drawing);
+- plane_first_fraction: the fraction of the run's blocks done when every block
+  crossing the plane in view at Run was done; view first, it is the plane's share
+  of the blocks, ``plane_share`` (in index order it was whatever came before).
 """
 
 from __future__ import annotations
@@ -106,9 +116,70 @@ def _run_once(widget, beats: list[float]) -> dict[str, float]:
     }
 
 
+def _cautious(title: str, text: str, buttons: tuple[str, ...]) -> str:
+    return next((b for b in ("Start over", "Delete") if b in buttons), buttons[-1])
+
+
+def slider_figures(
+    viewer: napari.Viewer, steps: int = 40, every: float = 0.15
+) -> dict[str, float]:
+    layer = viewer.add_image(synthetic_ct((256, 256, 256)), name="ct256")
+    widget = dock_widget(viewer)
+    # No dialog may wait: a new run (not an earlier unfinished one), scratch deleted.
+    widget.ask = _cautious
+    widget.input.value = layer
+    widget.steps.steps[0].op_name.value = "median"
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    timer.start()
+    widget.run_button.clicked.emit()
+    order: list[int] = []
+    widget.stream.worker.yielded.connect(lambda record: order.append(record.index))
+    run = widget.stream.run
+    z = viewer.dims.current_step[0]
+    plane = {
+        i
+        for i in range(len(run.plan))
+        if run.plan.block(i).box.start[0] <= z < run.plan.block(i).box.stop[0]
+    }
+    _wait(lambda: widget.stream.refreshes >= 1)
+    gaps = _step_gaps(viewer, beats, z, steps, every, lambda: widget.stream.running)
+    _wait(lambda: not widget.stream.running, timeout=600)
+    # The same steps over the same two layers once the run has ended: the floor.
+    idle = _step_gaps(viewer, beats, z, steps, every, lambda: True)
+    timer.stop()
+    done_at = next(n for n in range(len(order) + 1) if plane <= set(order[:n]))
+    figures = {"slider_steps": len(gaps)}
+    for name, values in (("slider", gaps), ("slider_idle", idle)):
+        for q in (50, 95):
+            figures[f"{name}_gap_p{q}_ms"] = round(float(np.percentile(values, q)), 1)
+        figures[f"{name}_gap_max_ms"] = round(float(values.max()), 1)
+    figures["plane_first_fraction"] = round(done_at / len(run.plan), 3)
+    figures["plane_share"] = round(len(plane) / len(run.plan), 3)
+    return figures
+
+
+def _step_gaps(viewer, beats, z, steps, every, going) -> np.ndarray:
+    """Per slider step back from ``z``, the longest gap between ticks (ms)."""
+    gaps = []
+    for step in range(steps):
+        if not going():
+            break
+        began = time.perf_counter()
+        viewer.dims.set_current_step(0, z - 1 - step)
+        # Until the next step, and at least one tick after this one (a step that
+        # takes longer than the interval is one long gap).
+        _wait(lambda b=began: time.perf_counter() > b + every and beats[-1] > b)
+        window = np.asarray([began, *(t for t in beats if t > began)])
+        gaps.append(np.diff(window).max() * 1000)
+    return np.asarray(gaps)
+
+
 def main(parts: list[str]) -> None:
-    """Measure ``parts`` ("preview", "run"; default both) and print them as JSON."""
-    parts = parts or ["preview", "run"]
+    """Measure ``parts`` ("preview", "run", "slider"; default all); print JSON."""
+    parts = parts or ["preview", "run", "slider"]
     figures: dict[str, float] = {}
     if "preview" in parts:
         viewer = napari.Viewer()
@@ -123,6 +194,10 @@ def main(parts: list[str]) -> None:
             run["start_stall_ms"], run["streaming_stall_ms"]
         )
         figures.update(run)
+    if "slider" in parts:
+        viewer = napari.Viewer()
+        figures.update(slider_figures(viewer))
+        viewer.close()
     print(json.dumps(figures))
 
 
