@@ -16,6 +16,8 @@ Run headless with ``xvfb-run -a .venv/bin/python benchmarks/gui_latency.py [part
 - streaming_stall_ms: the longest gap from then on, while blocks land;
 - rerun_*: the same for a second Run with another sigma, which shows its result in
   the first run's layer;
+- after_preview_*: the same for a first Run, in a new viewer, after a preview of the
+  plane in view: the output takes over the preview's layer;
 - slider_*: during a run (median size 3 on the 256^3 sample, the issue's case),
   the slider is stepped back one plane at a time (within the block in view, so that
   the plane's blocks stay the same), every 150 ms, while blocks land. Per
@@ -87,6 +89,30 @@ def run_figures(viewer: napari.Viewer) -> dict[str, float]:
         widget.steps.steps[0].fields["sigma"].value = sigma
         for key, value in _run_once(widget, beats).items():
             figures[prefix + key] = round(value, 3 if key.endswith("_s") else 1)
+    timer.stop()
+    return figures
+
+
+def preview_run_figures(viewer: napari.Viewer) -> dict[str, float]:
+    """A first Run after a preview: the output takes over the preview's layer."""
+    layer = viewer.add_image(synthetic_ct((256, 256, 256)), name="ct256")
+    widget = dock_widget(viewer)
+    widget.input.value = layer
+    widget.steps.steps[0].fields["sigma"].value = 2.0
+    widget.preview.value = True
+    preview = widget._preview
+    _wait(lambda: preview.layer is not None and not preview.busy)
+    drawn = viewer.window._qt_viewer.layer_to_visual
+    _wait(lambda: preview.layer in drawn)
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    timer.start()
+    figures = {
+        f"after_preview_{key}": round(value, 3 if key.endswith("_s") else 1)
+        for key, value in _run_once(widget, beats).items()
+    }
     timer.stop()
     return figures
 
@@ -194,6 +220,9 @@ def main(parts: list[str]) -> None:
             run["start_stall_ms"], run["streaming_stall_ms"]
         )
         figures.update(run)
+        viewer = napari.Viewer()
+        figures.update(preview_run_figures(viewer))
+        viewer.close()
     if "slider" in parts:
         viewer = napari.Viewer()
         figures.update(slider_figures(viewer))

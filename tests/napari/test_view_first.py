@@ -10,6 +10,7 @@ import pytest
 import zarr
 from gui import dock, wait_for_run
 
+import chunkwise
 from chunkwise._napari import _worker
 from chunkwise._napari._layers import camera_of
 
@@ -175,10 +176,12 @@ def test_what_is_not_computed_yet_shows_the_input_through(
     assert layer.data[8, 0, 0] in (0, 55)
     gate.wide_open()
     wait_for_run(qtbot, widget)
-    assert isinstance(layer.data, zarr.Array)
+    # After the run the layer shows the output array through the same view (napari
+    # keeps its float texture); read as data, it is the output itself.
+    assert isinstance(layer.data.chunkwise_input, zarr.Array)
     assert layer.data.dtype == np.uint8
-    np.testing.assert_array_equal(layer.data[:], 255 - data)
-    # After the run the layer is the output itself: no see-through left.
+    np.testing.assert_array_equal(np.asarray(layer.data), 255 - data)
+    # Everything is computed: no see-through left.
     qtbot.wait(200)
     shot = viewer.screenshot(canvas_only=True, flash=False)
     for y in (16, 48):
@@ -258,3 +261,32 @@ def test_resumed_live_output_shows_what_the_earlier_run_finished(tmp_path):
     np.testing.assert_array_equal(np.isnan(shown[0]), ~finished)
     np.testing.assert_array_equal(shown[0][finished], (255 - data[0])[finished])
     again.close()
+
+
+def test_a_cancelled_run_leaves_what_it_did_not_compute_see_through(
+    make_napari_viewer, qtbot, tmp_path, gate
+):
+    viewer = make_napari_viewer(show=True)
+    data = np.full((16, 64, 64), 200, dtype=np.uint8)
+    viewer.add_image(data, name="ct", contrast_limits=(0, 255))
+    viewer.dims.set_current_step(0, 8)
+    widget = dock(viewer)
+    order = _start(viewer, widget, tmp_path, "invert", "16,32,32")
+    layer = widget.output_layer
+    gate.release(1)
+    qtbot.waitUntil(lambda: len(order) >= 1, timeout=60_000)
+    widget.cancel_button.clicked.emit()
+    gate.wide_open()
+    wait_for_run(qtbot, widget)
+    assert chunkwise.output_status(tmp_path / "out.zarr") is chunkwise.Status.CANCELLED
+    done = len(order)  # blocks finished, those in flight at the cancel included
+    assert 1 <= done < 4
+    viewer.reset_view()
+    qtbot.wait(300)
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    pixels = [_pixel(shot, viewer, (y, x)) for y in (16, 48) for x in (16, 48)]
+    # Each quadrant is one block: computed ones show 255 - 200, the rest the input.
+    computed = sum(bool(np.allclose(p, 55, atol=3)) for p in pixels)
+    through = sum(bool(np.allclose(p, 200, atol=3)) for p in pixels)
+    assert (computed, through) == (done, 4 - done)
+    assert layer in viewer.layers and layer.data.dtype == np.uint8

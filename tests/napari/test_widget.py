@@ -115,7 +115,8 @@ def test_downsample_output_lies_on_the_input(make_napari_viewer, qtbot, small):
     np.testing.assert_allclose(output.translate, (1.0, 0.5, 0.5))
     np.testing.assert_array_equal(output.data[:], ops.downsample(2)(small))
     # Opened again with the plugin's reader, the result lies where it did.
-    (reopened,) = viewer.open(output.data.store_path.store.root, plugin="chunkwise")
+    store = output.data.chunkwise_input.store_path.store
+    (reopened,) = viewer.open(store.root, plugin="chunkwise")
     np.testing.assert_allclose(reopened.scale, output.scale)
     np.testing.assert_allclose(reopened.translate, output.translate)
 

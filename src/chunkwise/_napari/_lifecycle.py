@@ -54,6 +54,10 @@ _WATCHED = "chunkwise-watched"
 #: The estimate waits for a pause in typing: it samples the input's chunks.
 ESTIMATE_DEBOUNCE_MS = 250
 
+#: Delay before the recent-runs list is read again after Run: past the output's
+#: first frames.
+RECENT_REFRESH_MS = 500
+
 
 class RunLifecycle:
     """What `ProcessWidget` does around a run; see the module's docstring."""
@@ -214,7 +218,14 @@ class RunLifecycle:
         self._watch_window_close()
         self._run_input = layer.name
         _recent.remember(target, layer.name, op.name, scratch=self._scratch is not None)
-        self.recent.refresh()
+        # Reading the listed runs' status takes ~10 ms: not in the Run click's turn,
+        # nor in the turns that show the output.
+        QTimer.singleShot(RECENT_REFRESH_MS, self._refresh_recent)
+
+    def _refresh_recent(self) -> None:
+        if not self._closed:
+            with contextlib.suppress(RuntimeError):  # Qt deleted the form
+                self.recent.refresh()
 
     def _replace_scratch(self) -> None:
         """Delete earlier unsaved scratch results now that the new run is shown."""

@@ -184,9 +184,21 @@ class LiveOutput:
         self._kept = None
 
     @property
-    def final(self) -> Any:
-        """What the layer shows once the run has ended: the array itself."""
+    def chunkwise_input(self) -> zarr.Array:
+        """The output array itself, when chunkwise reads this layer as an input."""
         return self.array
+
+    @property
+    def final(self) -> Any:
+        """What the layer shows once the run has ended.
+
+        The array itself, or this view of it for a see-through output: what a
+        cancelled run did not compute stays see-through, and napari keeps the float
+        texture, which the next Run's view needs too (switching a layer's texture
+        format rebuilds its shaders: about 15 ms of the next Run's first frame with
+        software OpenGL, benchmarks/results/gui.md).
+        """
+        return self.array if self._done is None else self
 
     def shows(self, box: Box, level: int = 0) -> bool:
         """Whether ``box`` (output voxels) overlaps the view napari last read."""

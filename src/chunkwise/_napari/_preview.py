@@ -235,6 +235,10 @@ class PlanePreview:
                 job.limits = _contrast(job.layer, data)
             # As a new layer would have them: the slider spans the limits.
             kwargs["contrast_limits_range"] = kwargs["contrast_limits"] = job.limits
+            if not rgb:
+                # As a see-through run output shows (`LiveOutput`): a Run that takes
+                # over this layer keeps its texture format and shaders.
+                data = data.astype(np.float32, copy=False)
         if self.layer is None:
             kwargs.pop("contrast_limits_range", None)
             self.layer = (Labels if labels else Image)(data, name=NAME, **rgb, **kwargs)
