@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import time
 from collections import Counter
 
@@ -475,3 +476,36 @@ def test_a_user_group_beside_a_file_named_like_the_lock_is_never_cleared(tmp_pat
     zarr.create_group(store)
     with pytest.raises(ChunkwiseError, match="not an image"):
         chunkwise.process(volume, ops.copy(), store, n_jobs=1)
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_zarr_wrote_level_metadata_is_resumed(
+    volume, tmp_path, slow_op
+):
+    # zarr's local store writes a metadata file under a temporary name
+    # (NAME.<uuid>.partial), then renames it: kill -9 between the two leaves it.
+    path, data = volume
+    out = tmp_path / "out.ome.zarr"
+    layout = ("--levels", "3", "--block", "16,16,16", "--quiet", "-j", "2")
+    env = slow_op(0.03)
+    run = start_cli("run", path, out, "--op", SLOW_OP, *layout, env=env)
+    wait_for(lambda: (out / "chunkwise.lock").exists() or not run.running)
+    assert run.kill9() == -9
+    for name in os.listdir(out):
+        if name != "chunkwise.lock":
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    group = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
+    (out / "zarr.json").write_text(json.dumps(group))
+    (out / f"zarr.{'a' * 32}.partial").write_text('{"attri')
+    (out / "0").mkdir()
+    (out / "0" / f"zarr.{'b' * 32}.partial").write_text("")
+    (out / "1").mkdir()
+    (out / "1" / "zarr.json").write_text("{}")
+
+    resumed = run_cli("run", path, out, "--op", SLOW_OP, *layout, "--resume", env=env)
+    assert resumed.code == 0, str(resumed)
+    result = zarr.open_group(out, mode="r")
+    np.testing.assert_array_equal(result["0"][:], ndimage.median_filter(data, 3))
+    assert not any(name.endswith(".partial") for name in os.listdir(out))
+    assert chunkwise.verify(out) == []

@@ -364,8 +364,17 @@ def _is_bare_level(path: Path) -> bool:
     """A pyramid level made before its image's group: metadata and nothing else."""
     with contextlib.suppress(OSError):
         if path.name.isdigit() and path.is_dir() and not path.is_symlink():
-            return set(os.listdir(path)) <= set(_METADATA)
+            return all(_is_metadata(name) for name in os.listdir(path))
     return False
+
+
+def _is_metadata(name: str) -> bool:
+    """A metadata key, or zarr's temporary file of one being written.
+
+    zarr's local store writes a file under a temporary name (``NAME.<uuid>.partial``)
+    and renames it: a process killed in between leaves that file behind.
+    """
+    return name in _METADATA or bool(_PARTIAL.fullmatch(name))
 
 
 def _leftovers(root: Path, names: list[str]) -> list[str] | None:
@@ -458,7 +467,7 @@ def inspect_output(store: Any, *, locked: bool = False) -> Existing:
             if proof and not node.attrs.asdict():
                 # Killed while its levels were made, before the group's metadata.
                 rest = [n for n in names if n != LOCK]
-                if all(n in _METADATA or _is_bare_level(root / n) for n in rest):
+                if all(_is_metadata(n) or _is_bare_level(root / n) for n in rest):
                     return Existing(Found.EMPTY, leftovers=rest)
             if ours or (root is not None and _holds_chunkwise_metadata(root)):
                 return Existing(Found.BROKEN, detail=str(error))
