@@ -72,6 +72,9 @@ WHOLE, VIEW = "whole volume", "current view"
 #: How far below napari's the run's job threads are scheduled (see `chunkwise.process`).
 RUN_NICENESS = 10
 
+#: Seconds between status texts during a run (throughput, time left).
+STATUS_INTERVAL = 0.5
+
 
 class ProcessWidget(RunLifecycle, Container):
     """Tune an operation on the plane in view, then run it over the whole volume."""
@@ -629,18 +632,25 @@ class ProcessWidget(RunLifecycle, Container):
         stream = self.stream
         if self._first_record:
             self._written = 0
+            self._status_shown = 0.0
         # Measured over the blocks done, at their real size (edge blocks are smaller).
         self._written += record.box.size * stream.run.plan.dtype.itemsize
-        self.status.show(
-            progress_text(
-                record.done,
-                record.total,
-                record.done - stream.run.done_at_start,
-                self._written,
-                time.perf_counter() - stream.started,
-            ),
-            self._last_target,
-        )
+        now = time.perf_counter()
+        if now - self._status_shown >= STATUS_INTERVAL or record.done == record.total:
+            # A new text lays the wrapping status line out again, and the dock with
+            # it: at most every STATUS_INTERVAL, not at every block (the bar shows
+            # every block).
+            self._status_shown = now
+            self.status.show(
+                progress_text(
+                    record.done,
+                    record.total,
+                    record.done - stream.run.done_at_start,
+                    self._written,
+                    now - stream.started,
+                ),
+                self._last_target,
+            )
         if self._first_record and self.output_layer is not None:
             self._first_record = False
             if self._auto_contrast:
