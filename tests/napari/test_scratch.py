@@ -113,3 +113,27 @@ def test_a_run_that_fails_to_start_leaves_no_scratch_folder(
     widget.run_button.clicked.emit()
     assert widget.stream is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_users_folder_named_like_scratch_is_never_deleted(tmp_path):
+    from chunkwise._napari._scratch import ScratchOutputs, is_scratch
+
+    study = tmp_path / "chunkwise-study"
+    (study / "out.zarr").mkdir(parents=True)
+    (study / "notes.txt").write_text("mine")
+    scratches = ScratchOutputs()
+    scratches.adopt(study / "out.zarr")  # as a resumed recent run would
+    assert not is_scratch(study / "out.zarr")
+    scratches.drop(study / "out.zarr")
+    assert (study / "notes.txt").read_text() == "mine"
+
+    made = scratches.new(tmp_path, "result.zarr")
+    made.mkdir()
+    assert is_scratch(made)
+    (made.parent / "added-by-the-user.txt").write_text("mine too")
+    assert not is_scratch(made)  # the folder no longer holds the store alone
+    scratches.drop(made)
+    assert (made.parent / "added-by-the-user.txt").exists()
+    (made.parent / "added-by-the-user.txt").unlink()
+    scratches.drop(made)
+    assert not made.parent.exists()

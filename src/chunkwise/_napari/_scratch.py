@@ -30,12 +30,27 @@ __all__ = [
 
 #: The folder made for each scratch store starts with this.
 PREFIX = "chunkwise-"
+#: Written in each scratch folder when it is made: the proof that it is ours.
+MARKER = ".chunkwise-scratch"
 
 
 def is_scratch(path: Path) -> bool:
-    """Whether ``path`` is a store alone in a scratch folder (ours to delete)."""
-    folder = path.parent
-    return folder.name.startswith(PREFIX) and folder.is_dir()
+    """Whether ``path`` is a store alone in a scratch folder (ours to delete).
+
+    By the marker written when the folder was made, not by its name: a user's
+    ``chunkwise-study/out.zarr`` is never a scratch store, and nothing else of theirs
+    may sit in the folder that would be deleted with it.
+    """
+    folder = Path(path).parent
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return False
+    return (
+        folder.name.startswith(PREFIX)
+        and (folder / MARKER).is_file()
+        and names <= {MARKER, Path(path).name}
+    )
 
 
 def disk_size(path: Path) -> int:
@@ -73,6 +88,7 @@ class ScratchOutputs:
         if root:
             Path(root).mkdir(parents=True, exist_ok=True)
         folder = tempfile.mkdtemp(prefix=PREFIX, dir=str(root) if root else None)
+        (Path(folder) / MARKER).touch()
         path = Path(folder) / name
         self._made.append(path)
         return path
