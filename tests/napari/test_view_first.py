@@ -128,6 +128,56 @@ def test_moving_the_slider_mid_run_reprioritises(
     np.testing.assert_array_equal(written, 255 - data)
 
 
+def test_slider_steps_mid_run_read_the_new_plane_off_the_main_thread(
+    make_napari_viewer, qtbot, tmp_path, gate, monkeypatch
+):
+    viewer = make_napari_viewer()
+    data = np.random.default_rng(3).integers(0, 255, (64, 64, 64), dtype=np.uint8)
+    viewer.add_image(data, name="ct")
+    viewer.dims.set_current_step(0, 40)
+    widget = dock(viewer)
+    order = _start(viewer, widget, tmp_path, "invert", "16,16,16")
+    gate.release(16)  # the blocks of the planes 32-47, view first
+    qtbot.waitUntil(lambda: len(order) >= 16, timeout=60_000)
+    stream = widget.stream
+    live = stream.live
+    qtbot.waitUntil(lambda: stream.refreshes >= 1, timeout=60_000)
+    main = threading.get_ident()
+    on_main: list = []
+    read = zarr.Array.__getitem__
+
+    def recorded(array, key):
+        if threading.get_ident() == main and array is live.array:
+            on_main.append(key)
+        return read(array, key)
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", recorded)
+
+    def shown_plane(z: int):
+        """The plane napari shows of the output, once it is plane ``z``."""
+        view, kept = live.view, live._kept
+        if view is None:
+            return None
+        plane = range(64)[view[0]]  # napari slices a plane by index or 1-long slice
+        if plane not in (z, range(z, z + 1)):
+            return None
+        return None if kept is None or kept[0] != view else np.squeeze(live[view])
+
+    for z, expected in ((44, (255 - data[44]).astype(np.float32)), (5, None)):
+        viewer.dims.set_current_step(0, z)
+        assert not on_main  # napari got a stand-in at once
+        qtbot.waitUntil(lambda z=z: shown_plane(z) is not None, timeout=10_000)
+        if expected is None:  # no block of plane 5 is done: all see-through
+            assert np.isnan(shown_plane(z)).all()
+        else:
+            np.testing.assert_array_equal(shown_plane(z), expected)
+    assert not on_main
+    gate.wide_open()
+    wait_for_run(qtbot, widget)
+    np.testing.assert_array_equal(np.asarray(widget.output_layer.data), 255 - data)
+    np.testing.assert_array_equal(widget.output_layer.data[5, :, :], 255 - data[5])
+
+
 def _pixel(shot: np.ndarray, viewer, world_yx: tuple[float, float]) -> np.ndarray:
     """The screenshot's pixel at world position (y, x) of the 2D view."""
     camera = camera_of(viewer)

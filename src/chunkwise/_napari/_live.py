@@ -83,6 +83,8 @@ class LiveOutput:
         #: When that view was read, in the order of all reads (see `LivePyramid`).
         self.viewed = -1
         self._kept: tuple[Key, np.ndarray] | None = None
+        #: See `defer_reads`.
+        self._defer: Callable[[], None] | None = None
         self._unit = None if unit is None else tuple(unit)
         self._done: np.ndarray | None = None
         if self._unit is not None:
@@ -157,7 +159,25 @@ class LiveOutput:
             return self._read(key)
         self.view = key
         self.viewed = next(_READS)
+        if self._defer is not None and self._fill is None:
+            stand_in = self._stand_in(key)
+            if stand_in is not None:
+                self._defer()  # read off the main thread; a stand-in until then
+                return stand_in
         return self._shown(key, self._read)
+
+    def _stand_in(self, key: Key) -> np.ndarray | None:
+        """What napari shows of view ``key`` until it is read (None: read it now).
+
+        The view read last if it has the shape, else all see-through if this view
+        is; a view of another shape that cannot be see-through is read at once.
+        """
+        shape = _view_shape(key, self.shape)
+        if self._kept is not None and self._kept[1].shape == shape:
+            return self._kept[1]
+        if self._unfinished(key) is not None:  # a see-through view
+            return np.full(shape, np.nan, np.float32)
+        return None
 
     def _read(self, key: Any) -> Any:
         if self._fill is not None:
@@ -182,6 +202,20 @@ class LiveOutput:
     def forget(self) -> None:
         """Serve every read from the array again."""
         self._kept = None
+
+    def defer_reads(self, ask: Callable[[], None] | None) -> None:
+        """Read a new view off the main thread from now on (None: stop).
+
+        While a run streams, a slider step read the new plane from the store on the
+        main thread, decoding chunks while the jobs held both cores: 30-80 ms of
+        each step (benchmarks/results/gui.md). With ``ask`` set, a view napari asks
+        for that was not read yet gets the view read last, of the same shape, as a
+        stand-in (what napari's own asynchronous slicing shows until the new slice
+        is ready; a see-through 2D view with nothing read yet stands in as all
+        see-through), and ``ask()`` is called so that the caller reads `view` in a
+        thread, `keep`s it and refreshes the layer.
+        """
+        self._defer = ask
 
     @property
     def chunkwise_input(self) -> zarr.Array:
@@ -215,6 +249,15 @@ class LiveOutput:
             if high <= start or low >= stop:
                 return False
         return True
+
+
+def _view_shape(key: Key, shape: Sequence[int]) -> tuple[int, ...]:
+    """The shape of ``array[key]`` for a view ``key`` of an array of ``shape``."""
+    return tuple(
+        len(range(*entry.indices(size)))
+        for entry, size in zip(key, shape, strict=True)
+        if isinstance(entry, slice)
+    )
 
 
 def _plain(key: Any) -> bool:
@@ -324,6 +367,11 @@ class LivePyramid:
         """Serve every read from the arrays again."""
         for level in self.levels:
             level.forget()
+
+    def defer_reads(self, ask: Callable[[], None] | None) -> None:
+        """`LiveOutput.defer_reads` for every level."""
+        for level in self.levels:
+            level.defer_reads(ask)
 
 
 def _chunk_count(array: zarr.Array) -> int:

@@ -119,6 +119,7 @@ class RunStream:
         self._landed: list[tuple[int, Box]] = []
         self._stale = False
         self._reading = False
+        self._moved = False
         self._on_progress = on_progress
         self._on_end = on_end
         self._ended = False
@@ -151,6 +152,8 @@ class RunStream:
             return
         self._started = True
         self.started = time.perf_counter()
+        # A view napari moves to is read off the main thread too.
+        self.live.defer_reads(self._on_view_moved)
         self._timer.start()
         self.worker.start()
 
@@ -210,6 +213,22 @@ class RunStream:
         # Blocks off the view change nothing on screen: no read, no refresh.
         self._stale |= any(self.live.shows(box, level) for level, box in self._landed)
         self._landed.clear()
+        self._read_view()
+
+    def _on_view_moved(self) -> None:
+        # Called while napari slices the layer: the read starts in a turn of its own.
+        self._stale = True
+        if not self._moved:
+            self._moved = True
+            QTimer.singleShot(0, self._read_moved_view)
+
+    def _read_moved_view(self) -> None:
+        self._moved = False
+        if not self._ended:
+            self._read_view()
+
+    def _read_view(self) -> None:
+        """Read the view in a thread if it is stale and no read is under way."""
         if self._stale and not self._reading and not self.refresh_paused:
             self._stale = False
             self._reading = True
@@ -232,6 +251,12 @@ class RunStream:
             self._stale = True  # read again once napari is done removing
             return
         self.live.keep(*result)
+        if result[0] != self.live.view:
+            # napari moved on meanwhile: what was read stands in while the view is
+            # read again, without a refresh that would show the old view.
+            self._stale = True
+            self._read_view()
+            return
         self.refreshes += 1
         # Only the pixels change: the extent is fixed, and the thumbnail (a zoom and
         # a repaint of the layer list) waits for the end, when the data is swapped.
@@ -248,6 +273,7 @@ class RunStream:
         self._ended = True
         self._timer.stop()
         self._report()
+        self.live.defer_reads(None)
         self.live.forget()
         if not self._layer_gone:
             # The jobs are done, so napari's own read of the view is the quick one
