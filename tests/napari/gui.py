@@ -14,3 +14,13 @@ def wait_for_run(qtbot, widget, timeout: int = 120_000) -> None:
     qtbot.waitUntil(
         lambda: widget.stream is not None and not widget.stream.running, timeout=timeout
     )
+
+
+def drawn(viewer, layer) -> bool:
+    """Whether napari draws ``layer`` now (private: its visual is built and shown).
+
+    A layer inserted in turns (`chunkwise._napari._insert`) is in the layer list at
+    once and drawn a few event-loop turns later.
+    """
+    visual = viewer.window._qt_viewer.canvas.layer_to_visual.get(layer)
+    return visual is not None and bool(visual.node.visible)

@@ -246,7 +246,8 @@ def test_start_over_replaces_the_unfinished_scratch(
     assert second != first
     _wait_end(qtbot, widget.stream)
     assert chunkwise.output_status(second) is Status.COMPLETE
-    assert not first.parent.exists()  # its layer shows the new run now
+    # Its layer shows the new run now; deleted in a thread as the run starts.
+    qtbot.waitUntil(lambda: not first.parent.exists(), timeout=10_000)
 
 
 def test_an_unfinished_run_is_found_and_resumed_after_a_restart(

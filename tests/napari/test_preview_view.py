@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 import zarr
+from gui import drawn
 from scipy import ndimage
 
 import chunkwise._region
@@ -63,6 +64,11 @@ def _finished(widget, before=None) -> bool:
 
 def _wait(qtbot, widget, before=None, timeout=20_000) -> None:
     qtbot.waitUntil(lambda: _finished(widget, before), timeout=timeout)
+    preview = widget._preview.layer
+    viewer = getattr(
+        widget._viewer, "__wrapped__", widget._viewer
+    )  # not napari's proxy
+    qtbot.waitUntil(lambda: drawn(viewer, preview), timeout=timeout)
 
 
 def _shown(widget) -> tuple[int, slice, slice]:

@@ -9,8 +9,9 @@ import threading
 
 import numpy as np
 import pytest
-from gui import dock, wait_for_run
+from gui import dock, drawn, wait_for_run
 from napari.layers import Image
+from qtpy.QtCore import QTimer
 from scipy import ndimage
 
 from chunkwise._napari import _worker
@@ -60,19 +61,49 @@ def _counter(emitter) -> list:
     return seen
 
 
+class _States:
+    """What napari makes of a layer, sampled every millisecond of the event loop."""
+
+    def __init__(self, viewer, layer) -> None:
+        self.seen: list = []
+        self._viewer, self._layer = viewer, layer
+        self._timer = QTimer()
+        self._timer.setInterval(1)
+        self._timer.timeout.connect(self.note_state)
+        self._timer.start()
+
+    def note_state(self) -> None:
+        visuals = self._viewer.window._qt_viewer.canvas.layer_to_visual
+        if self._layer not in visuals:
+            state = "no visual"
+        else:
+            state = "drawn" if drawn(self._viewer, self._layer) else "hidden"
+        self.note(state)
+
+    def note(self, what) -> None:
+        if not self.seen or self.seen[-1] != what:
+            self.seen.append(what)
+
+    def stop(self) -> list:
+        self._timer.stop()
+        return self.seen
+
+
 def test_a_layer_inserted_in_turns_is_built_turn_by_turn(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     first = viewer.add_image(np.zeros((4, 8, 8), "u1"), name="first")
     layer = Image(np.ones((4, 8, 8), "u1"), name="new", contrast_limits=(0, 1))
-    order = []
-    layer.events.visible.connect(lambda _: order.append(("visible", layer.visible)))
-    insert_in_turns(viewer, layer, then=lambda: order.append("then"))
+    hidden = []
+    layer.events.visible.connect(lambda _: hidden.append(layer.visible))
+    states = _States(viewer, layer)
+    insert_in_turns(viewer, layer, then=lambda: states.note("then"))
     assert layer in viewer.layers
     assert viewer.layers.selection.active is first  # the selection stays
-    assert not layer.visible and not _drawn(viewer, layer)
-    qtbot.waitUntil(lambda: "then" in order, timeout=5_000)
-    assert _drawn(viewer, layer)
-    assert order == [("visible", False), ("visible", True), "then"]
+    assert not _drawn(viewer, layer)
+    qtbot.waitUntil(lambda: "then" in states.seen, timeout=5_000)
+    # Each part in a turn of its own: the visual built, mapped hidden, then drawn.
+    assert states.stop() == ["no visual", "hidden", "drawn", "then"]
+    assert layer.visible and hidden == []  # the layer itself was never hidden
     assert not _has_panel(viewer, layer)  # built once it is needed:
     viewer.layers.selection.active = layer
     assert _shows_panel(viewer, layer)
@@ -109,12 +140,11 @@ def test_run_draws_its_output_next_to_the_input_then_computes(
     widget = dock(viewer)
     widget.run_button.clicked.emit()
     output = widget.output_layer
-    order = []
-    output.events.visible.connect(lambda _: order.append(output.visible))
-    widget.stream.worker.started.connect(lambda: order.append("computing"))
+    states = _States(viewer, output)
+    widget.stream.worker.started.connect(lambda: states.note("computing"))
     wait_for_run(qtbot, widget)
-    # Drawn hidden, then shown, then computed: the cores go to napari first.
-    assert order == [False, True, "computing"]
+    # Built, mapped hidden, drawn, then computed: the cores go to napari first.
+    assert states.stop()[:4] == ["no visual", "hidden", "drawn", "computing"]
     assert viewer.layers.selection.active is layer  # the input stays selected
     assert viewer.layers.index(output) == viewer.layers.index(layer) + 1
     np.testing.assert_allclose(output.scale, layer.scale)

@@ -62,13 +62,14 @@ def test_a_new_run_replaces_the_unsaved_scratch_never_a_named_or_saved_store(
     kept = tmp_path / "kept.zarr"
     assert widget.save_scratch(kept)
     second = _run(widget, qtbot, "gaussian")
-    assert not first.parent.exists()  # replaced by the new run
+    # Replaced by the new run (deleted in a thread as it starts).
+    qtbot.waitUntil(lambda: not first.parent.exists(), timeout=10_000)
     assert second.exists()
     np.testing.assert_array_equal(zarr.open_array(kept)[:], np.invert(volume))
     named = tmp_path / "named.zarr"
     widget.output.value = named
     assert _run(widget, qtbot, "invert") == named
-    assert not second.parent.exists()
+    qtbot.waitUntil(lambda: not second.parent.exists(), timeout=10_000)
     widget.output.value = None
     third = _run(widget, qtbot, "gaussian")
     assert third.exists() and named.exists() and kept.exists()

@@ -7,10 +7,15 @@ first time. With software OpenGL on two cores that made one long stall at every 
 (benchmarks/results/gui.md). Here each of those costs gets an event-loop turn of its
 own, with input and timers handled in between:
 
-1. the layer enters the list, hidden, with the selection left as it was;
-2. napari's handler that builds the visual runs;
-3. the layer is shown, and the frame after draws it;
-4. the caller's ``then`` runs.
+1. the layer enters the list with the selection left as it was, and is sliced;
+2. its vispy layer is built;
+3. the vispy layer is mapped into the scene, hidden;
+4. it is shown, and the frame after draws it for the first time;
+5. the caller's ``then`` runs.
+
+Steps 2 and 3 are napari's handler that builds the visual, in two turns (see
+`_SplitVisual`); where it cannot be split, the layer enters the list hidden, the
+handler runs whole, and then the layer is shown.
 
 napari's handler that builds the control panel runs when the panel is needed: when
 the selection changes (it may show the layer's panel) or a layer is removed (napari
@@ -45,7 +50,9 @@ VISUAL = ("QtViewer", "_on_add_layer_change")
 PANEL = ("QtLayerControlsContainer", "_add")
 
 #: Delay between the steps: the turns between them handle input, timers and paint.
-TURN_MS = 1
+#: A shorter delay let Qt run the next step before painting the last one, so that
+#: a step and a frame made one stall (a frame takes 12-25 ms with software OpenGL).
+TURN_MS = 16
 
 
 def insert_in_turns(
@@ -71,7 +78,9 @@ def insert_in_turns(
     handlers = [_resolve(cb) for cb in visual + panel]
     events: list[Any] = []
     show = layer.visible
-    layer.visible = False  # drawn for the first time in a turn of its own
+    split = _SplitVisual.of(visual)
+    if split is None:
+        layer.visible = False  # drawn for the first time in a turn of its own
     inserted.connect(events.append)
     for handler in handlers:
         inserted.block(handler)
@@ -81,7 +90,14 @@ def insert_in_turns(
         for handler in handlers:
             inserted.unblock(handler)
         inserted.disconnect(events.append)
-    _Steps(layers, layer, events[0] if events else None, visual, panel, show, then)
+    event = events[0] if events else None
+    if event is None:  # napari's handlers never saw it: nothing to build
+        steps = [lambda: setattr(layer, "visible", show)]
+    elif split is None:
+        steps = [lambda: _run(visual, event), lambda: setattr(layer, "visible", show)]
+    else:
+        steps = split.steps(layer)
+    _Steps(layers, event, steps, panel, then)
 
 
 def _append_unselected(layers: Any, layer: Layer) -> None:
@@ -103,21 +119,15 @@ class _Steps:
     def __init__(
         self,
         layers: Any,
-        layer: Layer,
         event: Any,
-        visual: list[Any],
+        steps: list[Callable[[], None]],
         panel: list[Any],
-        show: bool,
         then: Callable[[], None] | None,
     ) -> None:
         self._layers = layers
-        self._layer = layer
         self._event = event  # the insertion event that the held-back handlers missed
         self._panel = panel if event is not None else []
-        self._steps: list[Callable[[], None]] = [
-            lambda: self._run(visual if event is not None else []),
-            lambda: setattr(layer, "visible", show),
-        ]
+        self._steps = list(steps)
         if then is not None:
             self._steps.append(then)
         # napari and PyQt hold bound methods weakly: the lambdas keep self alive.
@@ -138,20 +148,86 @@ class _Steps:
         """Take every step still waiting and build the panel, now."""
         while self._steps:
             self._steps.pop(0)()
-        self._run(self._panel)
+        _run(self._panel, self._event)
         self._done()
-
-    def _run(self, callbacks: list[Any]) -> None:
-        while callbacks:
-            handler = _resolve(callbacks.pop(0))
-            if handler is not None:  # its viewer may be gone
-                handler(self._event)
 
     def _done(self) -> None:
         if self._hook is not None:
             self._layers.selection.events.changed.disconnect(self._hook)
             self._layers.events.removing.disconnect(self._hook)
             self._hook = None
+
+
+class _SplitVisual:
+    """napari's `QtViewer._add_layer` in three turns rather than one.
+
+    It builds the vispy layer (most of the 35-45 ms it takes on two cores) and maps
+    it into the scene, and the frame after draws it for the first time (40 ms with
+    software OpenGL). Here: build; map, with the new visual's node hidden; show the
+    node, so that its first frame has a turn to itself. The layer itself stays
+    visible, so that napari slices it as it is appended, not in the turn that
+    draws it. Used where napari has those two functions and its experimental
+    polling is off (`of` gives None otherwise).
+    """
+
+    def __init__(self, callback: Any, canvas: Any, create: Callable[..., Any]) -> None:
+        self._callback = callback
+        self._canvas = canvas
+        self._create = create
+        self._built: Any = None
+        self._hidden: Any = None
+
+    @classmethod
+    def of(cls, callbacks: list[Any]) -> _SplitVisual | None:
+        if len(callbacks) != 1:
+            return None
+        viewer = callbacks[0][0]()
+        canvas = getattr(viewer, "canvas", None)
+        try:
+            from napari._vispy.utils.visual import create_vispy_layer
+        except ImportError:
+            return None
+        if getattr(viewer, "_qt_poll", None) is not None or not all(
+            callable(getattr(canvas, name, None))
+            for name in ("font_info", "add_layer_visual_mapping")
+        ):
+            return None
+        return cls(callbacks[0], canvas, create_vispy_layer)
+
+    def steps(self, layer: Layer) -> list[Callable[[], None]]:
+        """The three steps, one per turn."""
+        return [lambda: self._build(layer), lambda: self._place(layer), self._show]
+
+    def _gone(self) -> bool:
+        return _resolve(self._callback) is None  # the viewer is closed
+
+    def _build(self, layer: Layer) -> None:
+        if not self._gone():
+            self._built = self._create(layer, font_info=self._canvas.font_info())
+
+    def _place(self, layer: Layer) -> None:
+        if self._built is not None and not self._gone():
+            self._canvas.add_layer_visual_mapping(layer, self._built)
+            self._hidden = self._built.node
+            self._hidden.visible = False
+
+    def _show(self) -> None:
+        if self._built is None or self._hidden is None or self._gone():
+            return
+        # As napari would have drawn it: visible if the layer is. napari may have
+        # swapped the layer's node meanwhile (a tiled one for a bigger image).
+        for node in {self._hidden, self._built.node}:
+            node.visible = self._built.layer.visible
+            node.update()
+        self._hidden = None
+
+
+def _run(callbacks: list[Any], event: Any) -> None:
+    """Call napari's held-back handlers with the insertion ``event``."""
+    while callbacks:
+        handler = _resolve(callbacks.pop(0))
+        if handler is not None:  # its viewer may be gone
+            handler(event)
 
 
 def _key(callback: Any) -> tuple[str, str] | None:

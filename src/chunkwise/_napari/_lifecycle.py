@@ -232,9 +232,12 @@ class RunLifecycle:
         if self._closed:
             return  # closing asks about them
         shown = stores_shown(self._viewer.layers)
-        for path in self._scratches.replace(self._last_target, shown):
+        dropped = self._scratches.replace(self._last_target, shown, background=True)
+        for path in dropped:
             _recent.forget(path)
-        self.recent.refresh()
+        if dropped:
+            # Like `_started_run`'s: not in a turn that starts the run.
+            QTimer.singleShot(RECENT_REFRESH_MS, self._refresh_recent)
 
     # --- size ---------------------------------------------------------------------
     def _update_estimate(self, *_: Any) -> None:

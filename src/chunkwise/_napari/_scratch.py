@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,20 +108,37 @@ class ScratchOutputs:
         self._made = [path for path in self._made if path.parent.exists()]
         return list(self._made)
 
-    def drop(self, path: Path) -> None:
-        """Delete the scratch store ``path`` and its folder."""
+    def drop(self, path: Path, *, background: bool = False) -> None:
+        """Delete the scratch store ``path`` and its folder (in a thread if asked)."""
         if path in self._made:
             self._made.remove(path)
-        if is_scratch(path):
-            shutil.rmtree(path.parent, ignore_errors=True)
+        if not is_scratch(path):
+            return
+        if background:
+            # A big store takes a while to delete: not on napari's event loop. Not a
+            # daemon thread, so that Python finishes it before it exits.
+            threading.Thread(
+                target=_delete, args=(path,), name="chunkwise-drop-scratch"
+            ).start()
+        else:
+            _delete(path)
 
-    def replace(self, keep: Path, shown: Iterable[Path]) -> list[Path]:
+    def replace(
+        self, keep: Path, shown: Iterable[Path], *, background: bool = False
+    ) -> list[Path]:
         """Delete every scratch store but ``keep`` and those ``shown``; say which."""
         spare = {keep, *shown}
         dropped = [path for path in self.unsaved() if path not in spare]
         for path in dropped:
-            self.drop(path)
+            self.drop(path, background=background)
         return dropped
+
+
+def _delete(path: Path) -> None:
+    # The store first, its folder's marker last: a deletion cut short leaves a
+    # folder that is still proven scratch, to be deleted later.
+    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def exit_question(paths: list[Path], copies: dict[Path, Path]) -> str:

@@ -603,7 +603,7 @@ class ProcessWidget(RunLifecycle, Container):
                 then()  # the viewer is gone; the run is cancelled and must end
             elif reuse:
                 _refill(shown, live, kwargs)
-                QTimer.singleShot(TURN_MS, then)  # Qt paints before it runs timers
+                QTimer.singleShot(TURN_MS, then)  # after the frame that shows it
             else:
                 if old is not None:
                     self._viewer.layers.remove(old)
@@ -784,11 +784,15 @@ def _can_show(layer: Image | Labels | None, kind: str, data: LiveOutput) -> bool
 
 def _refill(layer: Image | Labels, data: LiveOutput, kwargs: dict[str, Any]) -> None:
     """Show ``data`` in ``layer``, placed and named by ``kwargs``."""
+    # Setting the scale or translation re-slices the layer (7 ms for a preview's
+    # layer taken over), and so does the new data: placed first without slicing
+    # (napari's private switch, where it has one), then sliced once, with the data.
+    hold = getattr(layer, "_block_refresh", contextlib.nullcontext)
+    with hold():
+        for key in ("scale", "translate"):
+            if not np.array_equal(getattr(layer, key), kwargs[key]):
+                setattr(layer, key, kwargs[key])
     layer.data = data
-    for key in ("scale", "translate"):
-        # Setting either re-slices the layer, even to the value it has.
-        if not np.array_equal(getattr(layer, key), kwargs[key]):
-            setattr(layer, key, kwargs[key])
     layer.name = kwargs["name"]
     limits = kwargs.get("contrast_limits")
     if limits is not None:
