@@ -116,6 +116,27 @@ def reference_downsample(x: np.ndarray, factor, method: str) -> np.ndarray:
     return out.astype(x.dtype)
 
 
+def gaussian_derivatives_reference(scipy_filter, x, sigma, mode="reflect", **kwargs):
+    """scipy's gradient magnitude or Laplacian of Gaussian of ``x``, with ``axes=``
+    the spatial axes of sigma > 0: the contract for a sigma of 0 on an axis.
+
+    ``sigma`` and a ``mode`` sequence give one value per spatial axis.
+    """
+    from scipy import ndimage
+
+    spatial = spatial_axes(x.ndim)
+    sigmas = sigma if isinstance(sigma, tuple) else (sigma,) * len(spatial)
+    full = [0.0] * x.ndim
+    for axis, s in zip(spatial, sigmas, strict=True):
+        full[axis] = s
+    axes = tuple(a for a in spatial if full[a] > 1e-15)
+    if not isinstance(mode, str):
+        mode = tuple(mode[spatial.index(a)] for a in axes)
+    if scipy_filter is ndimage.gaussian_laplace:  # its sigma is per axis of axes
+        return scipy_filter(x, [full[a] for a in axes], mode=mode, axes=axes, **kwargs)
+    return scipy_filter(x, full, mode=mode, axes=axes, **kwargs)
+
+
 def processed(array: np.ndarray, op, layout, **kwargs) -> np.ndarray:
     """``chunkwise.process`` with two threads, read back into memory."""
     chunks, block = layout

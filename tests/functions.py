@@ -28,3 +28,66 @@ def thread_niceness(block: np.ndarray) -> np.ndarray:
 
     nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     return np.full(block.shape, nice, np.int16)
+
+
+def uniform_wrap(block: np.ndarray) -> np.ndarray:
+    """scipy's 3-wide box mean with wrap boundaries on every axis (halo 1)."""
+    from scipy import ndimage
+
+    return ndimage.uniform_filter(block, 3, mode="wrap")
+
+
+def laplace_wrap(block: np.ndarray) -> np.ndarray:
+    """scipy's Laplace filter with wrap boundaries on every axis (halo 1)."""
+    from scipy import ndimage
+
+    return ndimage.laplace(block, mode="wrap")
+
+
+def maximum_wrap_first_axis(block: np.ndarray) -> np.ndarray:
+    """A 5-wide maximum that wraps along axis 0 and mirrors elsewhere (halo 2)."""
+    from scipy import ndimage
+
+    modes = ("wrap",) + ("mirror",) * (block.ndim - 1)
+    return ndimage.maximum_filter(block, 5, mode=modes)
+
+
+def _sum_of_squares(values: np.ndarray) -> float:
+    return float((np.asarray(values) ** 2).sum())
+
+
+_DISC = (np.mgrid[-2:3, -2:3] ** 2).sum(axis=0) < 2.5**2
+#: dask-image's ``test_generic_filter_compare`` grid: (size, footprint, origin) of a
+#: sum of squares over a 2D window. ``generic_<i>_<mode>`` below is case ``i`` as a
+#: function for ``ops.custom``, with scipy's boundary ``mode``.
+GENERIC_GRID = [
+    (2, None, 0),
+    (None, np.ones((2, 3)), 0),
+    (None, np.ones((2, 3)), (0, 1)),
+    (None, np.ones((2, 3)), (0, -1)),
+    (None, _DISC, 0),
+    (None, _DISC, (1, 2)),
+    (None, _DISC, (-1, -2)),
+    (5, None, 0),
+    (7, None, 0),
+    (8, None, 0),
+    (10, None, 0),
+    (5, None, 2),
+    (5, None, -2),
+]
+
+
+def _generic(size, footprint, origin, mode):
+    def sum_of_squares(block: np.ndarray) -> np.ndarray:
+        from scipy import ndimage
+
+        return ndimage.generic_filter(
+            block, _sum_of_squares, size, footprint, mode=mode, origin=origin
+        )
+
+    return sum_of_squares
+
+
+for _index, _case in enumerate(GENERIC_GRID):
+    for _mode in ("reflect", "wrap"):
+        globals()[f"generic_{_index}_{_mode}"] = _generic(*_case, _mode)

@@ -39,7 +39,8 @@ def _one_line(error: pytest.ExceptionInfo) -> str:
         (lambda: ops.parse("blur:sigma=1"), "unknown operation 'blur'"),
         (lambda: ops.parse("gaussian:sigma"), "malformed"),
         (lambda: ops.parse("gaussian:=1"), "malformed"),
-        (lambda: ops.parse("gaussian:radius=1"), "radius"),
+        (lambda: ops.parse("gaussian:width=1"), "width"),
+        (lambda: ops.parse("gaussian:radius=-1"), "radius"),
         (lambda: ops.from_dict({"op": "gaussian", "sigma": "x"}), "sigma"),
     ],
 )
@@ -74,10 +75,9 @@ def test_wrong_number_of_per_axis_values(tmp_path, op, name):
         (np.zeros((4, 4, 4), "U3"), "dtype <U3"),
         (np.zeros((4, 4, 4), np.float16), "dtype float16"),
         (np.zeros(()), "0 dimensions"),
-        (np.zeros(7), "1 dimensions"),
         (np.zeros((1,) * 6), "6 dimensions"),
     ],
-    ids=["complex", "object", "string", "float16", "0d", "1d", "6d"],
+    ids=["complex", "object", "string", "float16", "0d", "6d"],
 )
 def test_unsupported_inputs(tmp_path, data, words):
     out = tmp_path / "out.zarr"

@@ -15,6 +15,7 @@ import zarr
 from scipy import ndimage
 
 import chunkwise
+from chunkwise import ops
 from chunkwise._sample import synthetic_ct
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,3 +150,43 @@ def test_a_directory_that_is_not_zarr_is_never_replaced(volume, tmp_path):
                 source, chunkwise.ops.invert(), folder, overwrite=overwrite
             )
     assert (folder / "notes.txt").read_text() == "precious"
+
+
+#: Records that outputs written before the issue-12 parameters (radius, order,
+#: dtype, footprint, origin, custom's mode, downsampling conventions) hold. Resume
+#: compares records, so the same operations must still give exactly these.
+EARLIER_RECORDS = [
+    (
+        ops.gaussian(1.5),
+        {
+            "op": "gaussian",
+            "mode": "reflect",
+            "cval": 0.0,
+            "truncate": 4.0,
+            "sigma": 1.5,
+        },
+    ),
+    (
+        ops.gradient_magnitude(2.0, mode="nearest"),
+        {
+            "op": "gradient_magnitude",
+            "mode": "nearest",
+            "cval": 0.0,
+            "truncate": 4.0,
+            "sigma": 2.0,
+        },
+    ),
+    (ops.median(5), {"op": "median", "mode": "reflect", "cval": 0.0, "size": 5}),
+    (ops.maximum(3), {"op": "maximum", "mode": "reflect", "cval": 0.0, "size": 3}),
+    (ops.downsample(2), {"op": "downsample", "factor": 2, "method": "mean"}),
+    (
+        ops.custom("numpy:copy", halo=1),
+        {"op": "custom", "function": "numpy:copy", "halo": 1, "dtype": None},
+    ),
+]
+
+
+@pytest.mark.parametrize(("op", "record"), EARLIER_RECORDS)
+def test_operations_at_their_defaults_keep_the_records_of_earlier_runs(op, record):
+    assert op.to_dict() == record
+    assert ops.from_dict(record) == op

@@ -90,11 +90,18 @@ class Box:
             )
         )
 
-    def clip(self, shape: Sequence[int]) -> Box:
-        """Return the part of the box inside an array of ``shape``."""
+    def clip(self, shape: Sequence[int], *, keep: Sequence[int] = ()) -> Box:
+        """Return the part of the box inside an array of ``shape``.
+
+        Axes in ``keep`` are left as they are: periodic axes, whose outside
+        `wrapped_pieces` maps back inside.
+        """
         return Box(
-            tuple(max(a, 0) for a in self.start),
-            tuple(min(b, n) for b, n in zip(self.stop, shape, strict=True)),
+            tuple(a if i in keep else max(a, 0) for i, a in enumerate(self.start)),
+            tuple(
+                b if i in keep else min(b, n)
+                for i, (b, n) in enumerate(zip(self.stop, shape, strict=True))
+            ),
         )
 
     def to_json(self) -> list[list[int]]:

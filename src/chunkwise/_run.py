@@ -956,6 +956,11 @@ def _image(
     It has the input's axes and place (``placement``'s scale and translation where
     given), scaled by the operation.
     """
+    if len(source.shape) < 2:
+        raise ChunkwiseError(
+            "an OME-Zarr image has 2 to 5 axes; write 1D data as a plain Zarr "
+            "array (format='zarr')"
+        )
     base = placed(source.image or plain(source.shape), *placement)
     image = resampled(base, base.levels[0], plan.op.voxel_scale(len(plan.shape)))
     count = len(level_shapes(plan.shape, image.spatial, levels, SMALLEST_LEVEL))

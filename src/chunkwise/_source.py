@@ -298,10 +298,10 @@ class _Piece:
 
 
 def _check_array(array: Any, location: str) -> None:
-    if not 2 <= array.ndim <= 5:
+    if not 1 <= array.ndim <= 5:
         raise ChunkwiseError(
-            f"{location} has {array.ndim} dimensions; chunkwise processes 2D to 5D "
-            "volumes (the last 2 or 3 axes are spatial)"
+            f"{location} has {array.ndim} dimensions; chunkwise processes 1D to 5D "
+            "arrays (the last 3 axes are spatial, all of them in 1D and 2D)"
         )
     dtype = np.dtype(array.dtype)
     if dtype.kind not in "buif" or dtype == np.float16:

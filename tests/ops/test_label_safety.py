@@ -18,6 +18,10 @@ REQUIRED = {
     "rescale": {"in_range": (0, 1300)},
     "astype": {"dtype": "int32"},
     "gamma": {"gamma": 0.5},
+    "rank_filter": {"rank": 2},
+    "percentile_filter": {"percentile": 30},
+    "correlate": {"kernel": [[[1, 2, 1]]]},
+    "convolve": {"kernel": [[[1, 2, 1]]]},
 }
 
 #: Variants whose label safety depends on a parameter.
@@ -27,6 +31,8 @@ VARIANTS = [
     ops.upsample(2, order=1),
     ops.astype("float32"),
     ops.median(4),
+    ops.rank_filter(-3, footprint="ball:2"),
+    ops.percentile_filter(85, footprint=[[[0, 1, 0], [1, 1, 1], [0, 1, 1]]]),
 ]
 
 OPERATIONS = [
@@ -39,6 +45,8 @@ SAFE = {
     "median",
     "minimum",
     "maximum",
+    "rank_filter",
+    "percentile_filter",
     "downsample-mode",
     "downsample-nearest",
     "downsample-min",

@@ -23,12 +23,10 @@ from chunkwise.ops._filters import (
     gaussian,
     gradient_magnitude,
     laplace_of_gaussian,
-    maximum,
-    median,
-    minimum,
-    uniform,
     unsharp_mask,
 )
+from chunkwise.ops._kernels import KERNEL_PRESETS, kernel_preset
+from chunkwise.ops._linear import convolve, correlate, laplace, prewitt, sobel
 from chunkwise.ops._pointwise import (
     astype,
     clip,
@@ -38,12 +36,21 @@ from chunkwise.ops._pointwise import (
     rescale,
     threshold,
 )
+from chunkwise.ops._rank import (
+    maximum,
+    median,
+    minimum,
+    percentile_filter,
+    rank_filter,
+    uniform,
+)
 from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
 
 __all__ = [
     "CATALOGUE",
     "DOWNSAMPLE_METHODS",
     "DTYPES",
+    "KERNEL_PRESETS",
     "MODES",
     "Chain",
     "Operation",
@@ -51,7 +58,9 @@ __all__ = [
     "astype",
     "chain",
     "clip",
+    "convolve",
     "copy",
+    "correlate",
     "custom",
     "describe",
     "difference_of_gaussians",
@@ -61,6 +70,8 @@ __all__ = [
     "gaussian",
     "gradient_magnitude",
     "invert",
+    "kernel_preset",
+    "laplace",
     "laplace_of_gaussian",
     "maximum",
     "median",
@@ -68,7 +79,11 @@ __all__ = [
     "on_axes",
     "parameters",
     "parse",
+    "percentile_filter",
+    "prewitt",
+    "rank_filter",
     "rescale",
+    "sobel",
     "threshold",
     "uniform",
     "unsharp_mask",

@@ -34,6 +34,10 @@ class Operation:
     #: rank or count over a window, a repetition), never a blend of label IDs, so
     #: labels stay labels. Every operation sets it.
     label_safe: ClassVar[bool]
+    #: Parameters added after records of the operation were first written: left
+    #: out of the record at their default, so that an older record still describes
+    #: the same operation and its run still resumes (resume compares records).
+    recent: ClassVar[tuple[str, ...]] = ()
 
     @property
     def steps(self) -> tuple[Operation, ...]:
@@ -81,8 +85,12 @@ class Operation:
         raise NotImplementedError
 
     def params(self) -> dict[str, Any]:
-        """The parameters, as plain JSON-ready values."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The parameters, as plain JSON-ready values (`recent` ones if not default)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in self.recent or getattr(self, f.name) != f.default
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description, recorded in provenance and checked on resume."""
@@ -96,6 +104,8 @@ class Operation:
                 f"the array has dtype {array.dtype}; chunkwise processes boolean, "
                 "integer, float32 and float64 data"
             )
+        if array.ndim == 0:
+            raise ChunkwiseError("the array has 0 dimensions; give 1 or more")
         for step in self.steps:
             step.check(array.ndim)
         self.check_shape(array.shape)
@@ -128,6 +138,9 @@ def evaluate(
     layouts = _shapes_and_dtypes(op.steps, shape, dtype)
     if box is None:
         box = Box.full(layouts[-1][0])
+    if box.size == 0:
+        # An empty array: nothing to read, and no axis of length 0 to wrap around.
+        return np.empty(box.shape, layouts[-1][1])
     return _evaluate(op.steps, layouts, read, box)
 
 

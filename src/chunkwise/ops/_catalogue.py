@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +20,9 @@ from chunkwise.ops._filters import (
     gaussian,
     gradient_magnitude,
     laplace_of_gaussian,
-    maximum,
-    median,
-    minimum,
-    uniform,
     unsharp_mask,
 )
+from chunkwise.ops._linear import convolve, correlate, laplace, prewitt, sobel
 from chunkwise.ops._pointwise import (
     astype,
     clip,
@@ -34,7 +32,16 @@ from chunkwise.ops._pointwise import (
     rescale,
     threshold,
 )
+from chunkwise.ops._rank import (
+    maximum,
+    median,
+    minimum,
+    percentile_filter,
+    rank_filter,
+    uniform,
+)
 from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
+from chunkwise.ops._windows import ACCUMULATORS, BOOL_RULES, MEDIANS, ROUNDINGS
 
 __all__ = [
     "CATALOGUE",
@@ -64,10 +71,17 @@ CATALOGUE: dict[str, type[Operation]] = {
         uniform,
         minimum,
         maximum,
+        rank_filter,
+        percentile_filter,
         gradient_magnitude,
         laplace_of_gaussian,
         difference_of_gaussians,
         unsharp_mask,
+        correlate,
+        convolve,
+        sobel,
+        prewitt,
+        laplace,
         custom,
     )
 }
@@ -119,6 +133,15 @@ def from_dict(record: dict[str, Any]) -> Operation:
 
 
 def _parse_value(text: str) -> Any:
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ChunkwiseError(
+                f"cannot read {text!r} as nested lists: {error}"
+            ) from None
+    if text.endswith(".npy"):
+        return text  # a file path, whose / are not per-axis separators
     if "/" in text:
         return tuple(_parse_value(part) for part in text.split("/"))
     lowered = text.lower()
@@ -132,10 +155,24 @@ def _parse_value(text: str) -> Any:
     return text
 
 
+def _split_items(text: str) -> list[str]:
+    """Split ``param=value,param=value`` at the commas outside brackets."""
+    items, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(text[start:index])
+            start = index + 1
+    items.append(text[start:])
+    return items
+
+
 def parse(spec: str) -> Operation:
     """Build an operation from text such as ``"gaussian:sigma=1/2/2,mode=nearest"``.
 
-    Per-axis values and ranges are separated by ``/``.
+    Per-axis values and ranges are separated by ``/``. A value in brackets is read
+    as JSON (``footprint=[[0,1,0],[1,1,1],[0,1,0]]``); a value ending in ``.npy`` is
+    a file path.
 
     Examples
     --------
@@ -146,7 +183,7 @@ def parse(spec: str) -> Operation:
         raise ChunkwiseError(f"an operation is text such as 'invert', got {spec!r}")
     name, _, rest = spec.strip().partition(":")
     params: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
+    for item in filter(None, _split_items(rest)):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ChunkwiseError(
@@ -199,7 +236,8 @@ class Parameter:
     """What a form needs to edit one parameter of an operation.
 
     ``kind`` is ``"float"``, ``"int"``, ``"choice"``, ``"range"`` (a low/high pair),
-    ``"dtype"`` or ``"text"``. ``per_axis`` parameters take one value or one per
+    ``"dtype"``, ``"array"`` (nested lists, a name or a ``.npy`` path, as text) or
+    ``"text"``. ``per_axis`` parameters take one value or one per
     spatial axis. ``default`` is `inspect.Parameter.empty` when required; a default
     of None means the parameter is optional.
     """
@@ -215,6 +253,9 @@ class Parameter:
     choices: tuple[Any, ...] = ()
     #: What the operation's docstring says about it (its Parameters entry).
     doc: str = ""
+    #: Rarely changed (scipy's finer settings, the peers' conventions): a form may
+    #: fold it away.
+    advanced: bool = False
 
     @property
     def required(self) -> bool:
@@ -235,8 +276,13 @@ _HINTS: dict[str, dict[str, Any]] = {
     "size": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
     "factor": {"kind": "int", "per_axis": True, "low": 1, "step": 1},
     "halo": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "mode": {"kind": "choice", "choices": MODES},
+    "mode": {"kind": "choice", "choices": MODES, "per_axis": True},
     "method": {"kind": "choice", "choices": DOWNSAMPLE_METHODS},
+    "rounding": {"kind": "choice", "choices": ROUNDINGS},
+    "bool_rule": {"kind": "choice", "choices": BOOL_RULES},
+    "median": {"kind": "choice", "choices": MEDIANS},
+    "offset": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
+    "accumulate": {"kind": "choice", "choices": ACCUMULATORS},
     "order": {"kind": "choice", "choices": (0, 1)},
     "dtype": {"kind": "dtype", "choices": DTYPES},
     "in_range": {"kind": "range"},
@@ -246,7 +292,28 @@ _HINTS: dict[str, dict[str, Any]] = {
     "gain": _POSITIVE,
     "gamma": {"kind": "float", "low": 0.0, "step": 0.05},
     "function": {"kind": "text"},
+    "footprint": {"kind": "array"},
+    "kernel": {"kind": "array"},
+    "axis": {"kind": "int", "low": -3, "high": 2, "step": 1},
+    "radius": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
+    "origin": {"kind": "int", "per_axis": True, "step": 1},
+    "rank": {"kind": "int", "step": 1},
+    "percentile": {"kind": "float", "low": -100.0, "high": 100.0, "step": 5.0},
 }
+#: Parameters a form folds away, by name (`Parameter.advanced`).
+_ADVANCED = frozenset(
+    {"cval", "truncate", "radius", "origin", "dtype", "rounding", "bool_rule"}
+    | {"median", "offset", "accumulate", "order"}
+)
+#: Where a name means something else in one operation: a Gaussian's derivative
+#: order per axis, not an interpolation order.
+_OP_HINTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("gaussian", "order"): {"kind": "int", "per_axis": True, "low": 0, "step": 1},
+}
+
+
+#: Parameters named in `_ADVANCED` that are what their operation is about.
+_MAIN = frozenset({("astype", "dtype"), ("upsample", "order"), ("custom", "dtype")})
 
 
 def _parameter_docs(cls: type) -> dict[str, str]:
@@ -283,7 +350,7 @@ def parameters(name: str) -> tuple[Parameter, ...]:
 
     Examples
     --------
-    >>> [(p.name, p.kind, p.per_axis) for p in parameters("downsample")]
+    >>> [(p.name, p.kind, p.per_axis) for p in parameters("downsample")][:2]
     [('factor', 'int', True), ('method', 'choice', False)]
     """
     cls = _lookup(name)
@@ -294,7 +361,11 @@ def parameters(name: str) -> tuple[Parameter, ...]:
             default=p.default,
             annotation=str(p.annotation),
             doc=docs.get(p.name, ""),
-            **_HINTS.get(p.name, _FLOAT),
+            # What a step is about stays in view: astype's dtype, upsample's order.
+            advanced=p.name in _ADVANCED
+            and p.default is not inspect.Parameter.empty
+            and (name, p.name) not in _MAIN,
+            **_OP_HINTS.get((name, p.name), _HINTS.get(p.name, _FLOAT)),
         )
         for p in inspect.signature(cls).parameters.values()
     )

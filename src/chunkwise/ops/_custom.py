@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._base import Operation
-from chunkwise.ops._params import check_dtype, check_per_axis, per_axis
+from chunkwise.ops._filters import MODES, WRAP_MODES
+from chunkwise.ops._params import check_choices, check_dtype, check_per_axis, per_axis
 from chunkwise.ops._pointwise import to_dtype
 
 if TYPE_CHECKING:
@@ -81,7 +82,10 @@ class custom(Operation):
     The function takes a numpy block and returns a block of the same shape. It is
     exact (equal to the function on the whole array) when each output voxel depends
     only on input voxels at most ``halo`` away. At the volume's faces it sees the
-    block cut at the face, as it would see the whole array.
+    block cut at the face, as it would see the whole array, and handles the border
+    as it does there; except along the axes where ``mode`` says the function wraps
+    around (``wrap``, ``grid-wrap``): there the halo is filled from the opposite
+    face, as the function would wrap the whole array.
 
     Parameters
     ----------
@@ -92,6 +96,11 @@ class custom(Operation):
     dtype : str, optional
         Output dtype (default: the input's). Results are converted to it, rounding
         half to even and clipping for integers.
+    mode : str or tuple of str
+        The boundary mode of the function, as in scipy.ndimage, for all spatial
+        axes or one per axis. Only ``wrap`` and ``grid-wrap`` change what the
+        function is given (the halo across a face comes from the opposite face);
+        for every other mode the block is cut at the face.
 
     Examples
     --------
@@ -103,12 +112,15 @@ class custom(Operation):
     name = "custom"
     #: What the function does to label IDs is unknown.
     label_safe = False
+    recent = ("mode",)
     function: str = "numpy:copy"
     halo: int | tuple[int, ...] = 0
     dtype: str | None = None
+    mode: str | tuple[str, ...] = field(default="reflect", kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "function", _function_spec(self.function))
+        object.__setattr__(self, "mode", check_choices("mode", self.mode, MODES))
         halo = check_per_axis("halo", self.halo, low=0, integer=True)
         object.__setattr__(self, "halo", halo)
         if self.dtype is not None:
@@ -120,12 +132,15 @@ class custom(Operation):
 
     def check(self, ndim: int) -> None:
         self.halos(ndim)
+        per_axis("mode", self.mode, ndim, "reflect")
 
     def output_dtype(self, dtype: np.dtype) -> np.dtype:
         return np.dtype(self.dtype or dtype)
 
     def input_box(self, box: Box, shape: Sequence[int]) -> Box:
-        return box.grow(self.halos(len(shape))).clip(shape)
+        modes = per_axis("mode", self.mode, len(shape), "reflect")
+        periodic = [axis for axis, m in enumerate(modes) if m in WRAP_MODES]
+        return box.grow(self.halos(len(shape))).clip(shape, keep=periodic)
 
     def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
         result = np.asarray(resolve_function(self.function)(data))

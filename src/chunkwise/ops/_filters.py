@@ -17,7 +17,13 @@ import scipy
 from chunkwise._geometry import spatial_axes
 from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._base import Operation
-from chunkwise.ops._params import check_choice, check_number, check_per_axis, per_axis
+from chunkwise.ops._params import (
+    check_choices,
+    check_dtype,
+    check_number,
+    check_per_axis,
+    per_axis,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,10 +36,6 @@ __all__ = [
     "gaussian",
     "gradient_magnitude",
     "laplace_of_gaussian",
-    "maximum",
-    "median",
-    "minimum",
-    "uniform",
     "unsharp_mask",
 ]
 
@@ -55,9 +57,14 @@ WRAP_MODES = ("wrap", "grid-wrap")
 FREE_REACH = 64
 
 
-def gaussian_radius(sigma: float, truncate: float) -> int:
-    """Reach of scipy's Gaussian kernel: ``int(truncate * sigma + 0.5)`` voxels."""
-    return int(truncate * sigma + 0.5) if sigma > 1e-15 else 0
+def gaussian_radius(sigma: float, truncate: float, radius: int | None = None) -> int:
+    """Reach of scipy's Gaussian kernel: ``int(truncate * sigma + 0.5)`` voxels.
+
+    ``radius`` replaces that where given; 0 where scipy skips the axis (sigma 0).
+    """
+    if sigma <= 1e-15:
+        return 0
+    return int(truncate * sigma + 0.5) if radius is None else radius
 
 
 def float_dtype(dtype: np.dtype) -> np.dtype:
@@ -67,32 +74,80 @@ def float_dtype(dtype: np.dtype) -> np.dtype:
 
 @dataclass(frozen=True)
 class _Filter(Operation):
-    """A neighbourhood filter; subclasses give the halo and the scipy call."""
+    """A neighbourhood filter; subclasses give the halo and the scipy call.
 
-    mode: str = field(default="reflect", kw_only=True)
+    A subclass implements `halo` (its reach at origin 0, the same on both sides)
+    and `filter` (or `apply`), and passes ``**self._scipy_kwargs(ndim)`` to scipy.
+    The base class does the rest, the same way for every filter:
+
+    - ``mode`` is one of `MODES`, or a sequence of them, one per spatial axis
+      (`modes` expands it to every axis). A class whose scipy function takes one
+      mode only sets ``mode_sequence = False``, and a sequence is refused.
+    - ``origin``: a class whose scipy function shifts its window declares
+      ``origin: int | tuple[int, ...] = field(default=0, kw_only=True)`` and calls
+      `_check_origin` from its ``check`` with its window's length per axis. The
+      base validates the field, reads ``|origin|`` more halo (`reach`) so that
+      every output voxel sees what the whole array gives it, and passes it on in
+      `_scipy_kwargs`.
+    - `input_box` grows the box by `reach` and clips it to the volume except
+      along wrap axes, where `evaluate` fills the halo from the opposite face.
+    """
+
+    mode: str | tuple[str, ...] = field(default="reflect", kw_only=True)
     cval: float = field(default=0.0, kw_only=True)
     #: The parameter that sets the reach (`halo`), named in errors.
     reach_parameter: ClassVar[str]
+    #: Whether the scipy function takes a sequence of modes, one per axis.
+    mode_sequence: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", check_choice("mode", self.mode, MODES))
+        mode = check_choices("mode", self.mode, MODES)
+        if isinstance(mode, tuple) and not self.mode_sequence:
+            raise ChunkwiseError(
+                f"{self.name} takes one mode for all axes (scipy's takes no "
+                f"sequence), got mode={mode!r}"
+            )
+        object.__setattr__(self, "mode", mode)
         object.__setattr__(self, "cval", check_number("cval", self.cval))
+        if hasattr(self, "origin"):
+            origin = check_per_axis("origin", self.origin, integer=True)
+            object.__setattr__(self, "origin", origin)
 
     def halo(self, ndim: int) -> tuple[int, ...]:
-        """Voxels of input needed beyond the output box, per axis."""
+        """Voxels of input needed beyond the output box at origin 0, per axis."""
         raise NotImplementedError
+
+    def origins(self, ndim: int) -> tuple[int, ...]:
+        """The window's shift per axis (0 where the class takes no ``origin``)."""
+        return per_axis("origin", getattr(self, "origin", 0), ndim, 0)
+
+    def modes(self, ndim: int) -> tuple[str, ...]:
+        """The boundary mode of each axis."""
+        return per_axis("mode", self.mode, ndim, "constant")
+
+    def reach(self, ndim: int) -> tuple[int, ...]:
+        """Voxels of input needed beyond the output box, per axis, origin included.
+
+        The same on both sides: at a face, a mirroring mode reflects the voxels
+        on the other side of the output, as far as the window reaches past it.
+        """
+        return tuple(
+            h + abs(o) for h, o in zip(self.halo(ndim), self.origins(ndim), strict=True)
+        )
 
     def check_shape(self, shape: Sequence[int]) -> None:
         """Refuse a kernel reaching past twice an axis's length (and `FREE_REACH`)."""
-        name = self.reach_parameter
-        values = per_axis(name, getattr(self, name), len(shape), 0)
         reaches = self.halo(len(shape))
         for axis, (reach, n) in enumerate(zip(reaches, shape, strict=True)):
             if reach > max(2 * n, FREE_REACH):
                 raise ChunkwiseError(
-                    f"{name} {values[axis]:g} needs a kernel reaching {reach} voxels "
-                    f"along axis {axis}, more than twice its length {n}"
+                    f"{self._reach_label(len(shape), axis)} needs a kernel reaching "
+                    f"{reach} voxels along axis {axis}, more than twice its length {n}"
                 )
+
+    def _reach_label(self, ndim: int, axis: int) -> str:
+        name = self.reach_parameter
+        return f"{name} {per_axis(name, getattr(self, name), ndim, 0)[axis]:g}"
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         """Run the filter on a block."""
@@ -100,10 +155,24 @@ class _Filter(Operation):
 
     def check(self, ndim: int) -> None:
         self.halo(ndim)
+        self.modes(ndim)
+        self.origins(ndim)
+
+    def _check_origin(self, lengths: Sequence[int]) -> None:
+        """Refuse an origin outside the window, as scipy does (``lengths`` per axis)."""
+        for axis, (o, n) in enumerate(
+            zip(self.origins(len(lengths)), lengths, strict=True)
+        ):
+            if not -(n // 2) <= o <= (n - 1) // 2:
+                raise ChunkwiseError(
+                    f"origin {o} is outside the window of {n} voxels along axis "
+                    f"{axis}; it must be within {-(n // 2)}..{(n - 1) // 2}"
+                )
 
     def input_box(self, box: Box, shape: Sequence[int]) -> Box:
-        grown = box.grow(self.halo(len(shape)))
-        return grown if self.mode in WRAP_MODES else grown.clip(shape)
+        ndim = len(shape)
+        periodic = [a for a, m in enumerate(self.modes(ndim)) if m in WRAP_MODES]
+        return box.grow(self.reach(ndim)).clip(shape, keep=periodic)
 
     def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
         return self.filter(data)[box.relative_to(data_box)]
@@ -113,27 +182,63 @@ class _Filter(Operation):
         return tuple(full[axis] for axis in spatial_axes(ndim))
 
     def _scipy_kwargs(self, ndim: int) -> dict:
-        return {"mode": self.mode, "cval": self.cval, "axes": spatial_axes(ndim)}
+        kwargs = {"mode": self.mode, "cval": self.cval, "axes": spatial_axes(ndim)}
+        if hasattr(self, "origin"):
+            kwargs["origin"] = self._spatial("origin", self.origin, ndim, 0)
+        return kwargs
 
 
 @dataclass(frozen=True)
 class _GaussianBased(_Filter):
-    """Filters built on Gaussian kernels, whose reach is ``truncate`` sigmas."""
+    """Filters built on Gaussian kernels, whose reach is ``truncate`` sigmas.
+
+    ``radius``, where given, sets the reach instead, one value or one per spatial
+    axis, as scipy's ``radius=`` does.
+    """
 
     truncate: float = field(default=4.0, kw_only=True)
+    radius: int | tuple[int, ...] | None = field(default=None, kw_only=True)
+    #: Added after runs were recorded without them: left out of records at their
+    #: defaults, so that those runs still resume (`Operation.recent`).
+    recent = ("radius", "dtype", "order")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        truncate = check_number("truncate", self.truncate, low=0, strict_low=True)
+        truncate = check_number("truncate", self.truncate, low=0)
         object.__setattr__(self, "truncate", truncate)
+        if self.radius is not None:
+            radius = check_per_axis("radius", self.radius, low=0, integer=True)
+            object.__setattr__(self, "radius", radius)
 
     def _check_sigma(self, name: str) -> None:
         value = check_per_axis(name, getattr(self, name), low=0)
         object.__setattr__(self, name, value)
 
+    def _radii(self, ndim: int) -> tuple[int | None, ...]:
+        """``radius`` on every axis (None: from ``truncate``)."""
+        if self.radius is None:
+            return (None,) * ndim
+        return per_axis("radius", self.radius, ndim, 0)
+
     def _radius(self, name: str, ndim: int) -> tuple[int, ...]:
         sigmas = per_axis(name, getattr(self, name), ndim, 0)
-        return tuple(gaussian_radius(s, self.truncate) for s in sigmas)
+        return tuple(
+            gaussian_radius(s, self.truncate, r)
+            for s, r in zip(sigmas, self._radii(ndim), strict=True)
+        )
+
+    def _reach_label(self, ndim: int, axis: int) -> str:
+        if self.radius is None:
+            return super()._reach_label(ndim, axis)
+        return f"radius {self._radii(ndim)[axis]}"
+
+    def _gaussian_kwargs(self, ndim: int) -> dict:
+        """Keywords of scipy's ``gaussian_filter`` over the spatial axes."""
+        return {
+            "truncate": self.truncate,
+            "radius": self.radius,
+            **self._scipy_kwargs(ndim),
+        }
 
 
 @dataclass(frozen=True)
@@ -150,27 +255,47 @@ class _Smoothing(_GaussianBased):
     def halo(self, ndim: int) -> tuple[int, ...]:
         return self._radius("sigma", ndim)
 
-    def _gaussian_kwargs(self, ndim: int) -> dict:
-        sigma = self._spatial("sigma", self.sigma, ndim, 0)
-        return {"sigma": sigma, "truncate": self.truncate, **self._scipy_kwargs(ndim)}
+
+@dataclass(frozen=True)
+class _OutputDtype(_Smoothing):
+    """A Gaussian filter whose output dtype is ``dtype`` (None: the input's)."""
+
+    dtype: str | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", check_dtype("dtype", self.dtype))
+
+    def output_dtype(self, dtype: np.dtype) -> np.dtype:
+        return np.dtype(dtype if self.dtype is None else self.dtype)
 
 
 @dataclass(frozen=True)
-class gaussian(_Smoothing):
-    """Gaussian smoothing, exactly ``scipy.scipy.ndimage.gaussian_filter``.
+class gaussian(_OutputDtype):
+    """Gaussian smoothing or derivative, exactly ``scipy.ndimage.gaussian_filter``.
 
     Parameters
     ----------
     sigma : float or tuple of float
         Standard deviation in voxels, for all spatial axes or one per axis; 0 on an
         axis leaves that axis unfiltered.
-    mode : str
+    order : int or tuple of int
+        Derivative order along all spatial axes or one per axis: 0 smooths, 1 is
+        the first derivative of the Gaussian, 2 the second, and so on.
+    mode : str or tuple of str
         Boundary mode, as in scipy.ndimage (``reflect``, ``constant``, ``nearest``,
-        ``mirror``, ``wrap`` and the ``grid-`` aliases).
+        ``mirror``, ``wrap`` and the ``grid-`` aliases), or one per spatial axis.
     cval : float
         Value outside the volume for ``constant`` modes.
     truncate : float
         Kernel reach in standard deviations.
+    radius : int or tuple of int or None
+        Kernel reach in voxels, for all spatial axes or one per axis; it overrides
+        ``truncate`` (None: ``int(truncate * sigma + 0.5)``).
+    dtype : str or None
+        Output dtype (None: the input's), as scipy's ``output=dtype``: each pass
+        along an axis is stored in it.
 
     Examples
     --------
@@ -183,6 +308,16 @@ class gaussian(_Smoothing):
 
     name = "gaussian"
     label_safe = False
+    order: int | tuple[int, ...] = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        order = check_per_axis("order", self.order, low=0, integer=True)
+        object.__setattr__(self, "order", order)
+
+    def check(self, ndim: int) -> None:
+        super().check(ndim)
+        per_axis("order", self.order, ndim, 0)
 
     def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
         # scipy's gaussian_filter is one gaussian_filter1d pass per axis, in axis
@@ -190,33 +325,57 @@ class gaussian(_Smoothing):
         # is spent, so it is cropped before the next pass: the same values, less
         # work (a preview plane then filters one plane, not 2 * radius + 1, along y
         # and x).
-        sigmas = per_axis("sigma", self.sigma, data.ndim, 0)
-        crop = box.relative_to(data_box)
+        ndim = data.ndim
+        sigmas = per_axis("sigma", self.sigma, ndim, 0)
+        passes = zip(
+            sigmas,
+            per_axis("order", self.order, ndim, 0),
+            self.modes(ndim),
+            self._radius("sigma", ndim),
+            box.relative_to(data_box),
+            strict=True,
+        )
+        dtype = self.output_dtype(data.dtype)
         out = data
-        for axis, sigma in enumerate(sigmas):
-            keep = crop[axis]
+        for axis, (sigma, order, mode, radius, keep) in enumerate(passes):
             if sigma > 1e-15:
-                radius = int(self.truncate * float(sigma) + 0.5)
                 few = 4 * (keep.stop - keep.start) <= out.shape[axis]
                 inside = keep.start >= radius and keep.stop + radius <= out.shape[axis]
-                if few and inside:
-                    out = _gaussian_pass_at(out, float(sigma), radius, axis, keep)
+                if few and inside and order == 0 and _casts_alike(out.dtype, dtype):
+                    out = _gaussian_pass_at(out, sigma, radius, axis, keep, dtype)
                     continue
                 out = scipy.ndimage.gaussian_filter1d(
                     out,
                     sigma,
                     axis=axis,
-                    output=data.dtype,
-                    mode=self.mode,
+                    order=order,
+                    output=dtype,
+                    mode=mode,
                     cval=self.cval,
                     truncate=self.truncate,
+                    radius=radius,
                 )
             out = out[(slice(None),) * axis + (keep,)]
-        return out
+        return out if out.dtype == dtype else out.astype(dtype)
+
+
+def _casts_alike(source: np.dtype, dtype: np.dtype) -> bool:
+    """Whether numpy's cast of a smoothed ``source`` value to ``dtype`` is scipy's.
+
+    Always for a float ``dtype``; for an integer one, when a weighted mean of values
+    of ``dtype`` itself stays inside its range (C leaves casts of values outside it
+    undefined, and numpy and scipy differ there).
+    """
+    return dtype.kind == "f" or (source == dtype and dtype.itemsize <= 4)
 
 
 def _gaussian_pass_at(
-    data: np.ndarray, sigma: float, radius: int, axis: int, keep: slice
+    data: np.ndarray,
+    sigma: float,
+    radius: int,
+    axis: int,
+    keep: slice,
+    dtype: np.dtype,
 ) -> np.ndarray:
     """Run scipy's ``gaussian_filter1d`` along ``axis`` at the positions ``keep`` only.
 
@@ -224,7 +383,7 @@ def _gaussian_pass_at(
     compute at all 2 * radius + 1 input planes: 67 of the 73 ms a 512² Gaussian
     preview took. This is the same arithmetic as scipy's symmetric-kernel loop
     (in float64: the centre times its weight, plus each pair of neighbours, the
-    outermost first, times theirs; then a cast to the dtype), on ``keep`` only, with
+    outermost first, times theirs; then a cast to ``dtype``), on ``keep`` only, with
     scipy's own kernel; the tests check it voxel for voxel against scipy. Called
     only where the kernel stays inside ``data``, so no boundary mode applies.
     """
@@ -239,55 +398,126 @@ def _gaussian_pass_at(
         pair += lines[start + k : stop + k]
         pair *= weights[radius - k]
         total += pair
-    return np.moveaxis(total.astype(data.dtype), 0, axis)
+    return np.moveaxis(total.astype(dtype), 0, axis)
+
+
+_DERIVATIVE_AXES = """
+    The derivatives are taken along the spatial axes whose sigma is above 0 only
+    (scipy's ``axes=`` limited to them); an axis of sigma 0 is neither
+    differentiated nor smoothed, and at least one sigma must be above 0.
+"""
+
+
+def _derivative_axes(sigma: object, ndim: int) -> tuple[int, ...]:
+    """The spatial axes of ``ndim`` with sigma above 0."""
+    sigmas = per_axis("sigma", sigma, ndim, 0)
+    return tuple(a for a in spatial_axes(ndim) if sigmas[a] > 1e-15)
 
 
 @dataclass(frozen=True)
-class gradient_magnitude(_Smoothing):
-    """Gradient magnitude from Gaussian derivatives (``gaussian_gradient_magnitude``).
+class _GaussianDerivatives(_OutputDtype):
+    """A sum over the axes with sigma > 0 of one Gaussian derivative each.
 
-    The output keeps the input dtype, as scipy's does (use ``astype`` first for a
-    float result).
+    scipy filters the term of axis ``i`` with ``mode[i]`` along every axis, so a
+    mode sequence cannot mix wrap and other modes: a block is either wrapped or
+    cut at the volume's faces along each axis, for all terms at once.
+    """
 
+    scipy_filter: ClassVar[str]
+    #: Whether the scipy function takes a sigma per axis of ``axes`` (else per axis).
+    sigma_on_axes: ClassVar[bool]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        sigmas = self.sigma if isinstance(self.sigma, tuple) else (self.sigma,)
+        if all(s <= 1e-15 for s in sigmas):
+            raise ChunkwiseError(
+                f"sigma must be above 0 on at least one axis for {self.name}, "
+                f"got {self.sigma!r}"
+            )
+        if isinstance(self.mode, tuple):
+            n = len(self.mode)
+            full = self.sigma if isinstance(self.sigma, tuple) else (self.sigma,) * n
+            used = [m for m, s in zip(self.mode, full, strict=False) if s > 1e-15]
+            if len({m in WRAP_MODES for m in used}) > 1:
+                raise ChunkwiseError(
+                    f"mode {self.mode!r} mixes wrap and other modes; {self.name} "
+                    "applies each axis's mode along every axis, as scipy does"
+                )
+
+    def filter(self, data: np.ndarray) -> np.ndarray:
+        ndim = data.ndim
+        axes = _derivative_axes(self.sigma, ndim)
+        modes = self.modes(ndim)
+        mode = self.mode
+        if isinstance(mode, tuple):
+            mode = tuple(modes[a] for a in axes)
+        # Each term is scipy's gaussian_filter over every axis (sigma 0 off
+        # ``axes``), which takes a radius per axis.
+        radius = self.radius
+        if radius is not None:
+            radius = per_axis("radius", radius, ndim, 0)
+        sigma = per_axis("sigma", self.sigma, ndim, 0)
+        if self.sigma_on_axes:
+            sigma = tuple(sigma[a] for a in axes)
+        return getattr(scipy.ndimage, self.scipy_filter)(
+            data,
+            sigma,
+            output=self.output_dtype(data.dtype),
+            mode=mode,
+            cval=self.cval,
+            axes=axes,
+            truncate=self.truncate,
+            radius=radius,
+        )
+
+
+_DERIVATIVE_PARAMETERS = """
     Parameters
     ----------
     sigma : float or tuple of float
-        Standard deviation of the Gaussian derivatives, in voxels.
-    mode, cval, truncate
+        Standard deviation of the Gaussian derivatives, in voxels, for all spatial
+        axes or one per axis; 0 on an axis: no derivative along it.
+    mode : str or tuple of str
+        Boundary mode, as in scipy.ndimage, or one per spatial axis: the mode of
+        that axis's derivative term (not mixing ``wrap`` modes with others).
+    cval, truncate, radius, dtype
         As for `gaussian`.
-    """
+"""
 
+
+@dataclass(frozen=True)
+class gradient_magnitude(_GaussianDerivatives):
+    __doc__ = (
+        """Gradient magnitude of Gaussian derivatives, exactly scipy's.
+
+    ``scipy.ndimage.gaussian_gradient_magnitude``. The output keeps the input
+    dtype, as scipy's does, unless ``dtype`` is given.
+    """
+        + _DERIVATIVE_AXES
+        + _DERIVATIVE_PARAMETERS
+    )
     name = "gradient_magnitude"
     label_safe = False
-
-    def filter(self, data: np.ndarray) -> np.ndarray:
-        # scipy applies ``axes`` to the derivatives but not to the smoothing: give a
-        # sigma for every axis, 0 on non-spatial ones, so that they are never mixed.
-        kwargs = self._gaussian_kwargs(data.ndim)
-        kwargs["sigma"] = per_axis("sigma", self.sigma, data.ndim, 0)
-        return scipy.ndimage.gaussian_gradient_magnitude(data, **kwargs)
+    scipy_filter = "gaussian_gradient_magnitude"
+    sigma_on_axes = False
 
 
 @dataclass(frozen=True)
-class laplace_of_gaussian(_Smoothing):
-    """Laplacian of Gaussian, exactly ``scipy.scipy.ndimage.gaussian_laplace``.
+class laplace_of_gaussian(_GaussianDerivatives):
+    __doc__ = (
+        """Laplacian of Gaussian, exactly ``scipy.ndimage.gaussian_laplace``.
 
-    The output keeps the input dtype, as scipy's does (use ``astype`` first for a
-    signed or float result).
-
-    Parameters
-    ----------
-    sigma : float or tuple of float
-        Standard deviation in voxels.
-    mode, cval, truncate
-        As for `gaussian`.
+    The output keeps the input dtype, as scipy's does, unless ``dtype`` is given
+    (a signed or float one keeps the negative values).
     """
-
+        + _DERIVATIVE_AXES
+        + _DERIVATIVE_PARAMETERS
+    )
     name = "laplace_of_gaussian"
     label_safe = False
-
-    def filter(self, data: np.ndarray) -> np.ndarray:
-        return scipy.ndimage.gaussian_laplace(data, **self._gaussian_kwargs(data.ndim))
+    scipy_filter = "gaussian_laplace"
+    sigma_on_axes = True
 
 
 @dataclass(frozen=True)
@@ -302,7 +532,7 @@ class unsharp_mask(_Smoothing):
         Standard deviation of the blur that is subtracted.
     amount : float
         Strength of the sharpening, >= 0.
-    mode, cval, truncate
+    mode, cval, truncate, radius
         As for `gaussian`.
     """
 
@@ -319,8 +549,9 @@ class unsharp_mask(_Smoothing):
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         values = data.astype(float_dtype(data.dtype))
+        sigma = self._spatial("sigma", self.sigma, data.ndim, 0)
         blurred = scipy.ndimage.gaussian_filter(
-            values, **self._gaussian_kwargs(data.ndim)
+            values, sigma, **self._gaussian_kwargs(data.ndim)
         )
         return values + values.dtype.type(self.amount) * (values - blurred)
 
@@ -339,6 +570,9 @@ class difference_of_gaussians(_GaussianBased):
         Larger standard deviation, >= ``low`` on every axis.
     mode, cval, truncate
         As for `gaussian`.
+    radius : int or tuple of int or None
+        Reach in voxels of both kernels, overriding ``truncate`` (None: from
+        ``truncate``), as for `gaussian`.
 
     References
     ----------
@@ -356,9 +590,13 @@ class difference_of_gaussians(_GaussianBased):
         self._check_sigma("low")
         self._check_sigma("high")
         if not (isinstance(self.low, tuple) or isinstance(self.high, tuple)):
-            self.check(3)
+            self._check_low_high(3)
 
     def check(self, ndim: int) -> None:
+        super().check(ndim)
+        self._check_low_high(ndim)
+
+    def _check_low_high(self, ndim: int) -> None:
         lows = per_axis("low", self.low, ndim, 0)
         highs = per_axis("high", self.high, ndim, 0)
         if any(lo > hi for lo, hi in zip(lows, highs, strict=True)):
@@ -375,95 +613,9 @@ class difference_of_gaussians(_GaussianBased):
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         values = data.astype(float_dtype(data.dtype))
-        kwargs = self._scipy_kwargs(data.ndim) | {"truncate": self.truncate}
+        kwargs = self._gaussian_kwargs(data.ndim)
         low = self._spatial("low", self.low, data.ndim, 0)
         high = self._spatial("high", self.high, data.ndim, 0)
         return scipy.ndimage.gaussian_filter(
             values, low, **kwargs
         ) - scipy.ndimage.gaussian_filter(values, high, **kwargs)
-
-
-@dataclass(frozen=True)
-class _SizeFilter(_Filter):
-    """A filter over a box of ``size`` voxels, run by the scipy function named."""
-
-    size: int | tuple[int, ...] = 3
-    scipy_filter: ClassVar[str]
-    reach_parameter = "size"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        size = check_per_axis("size", self.size, low=0, integer=True)
-        object.__setattr__(self, "size", size)
-
-    def sizes(self, ndim: int) -> tuple[int, ...]:
-        """Window size per spatial axis; 0 means 1 (no filtering)."""
-        return tuple(max(s, 1) for s in self._spatial("size", self.size, ndim, 1))
-
-    def halo(self, ndim: int) -> tuple[int, ...]:
-        return tuple(max(s, 1) // 2 for s in per_axis("size", self.size, ndim, 1))
-
-    def filter(self, data: np.ndarray) -> np.ndarray:
-        function = getattr(scipy.ndimage, self.scipy_filter)
-        return function(
-            data, size=self.sizes(data.ndim), **self._scipy_kwargs(data.ndim)
-        )
-
-
-_SIZE_DOC = """{title}, exactly ``scipy.ndimage.{scipy}``.
-
-    Parameters
-    ----------
-    size : int or tuple of int
-        Window size in voxels, for all spatial axes or one per axis; 0 or 1 on an
-        axis leaves that axis unfiltered.
-    mode : str
-        Boundary mode, as in scipy.ndimage.
-    cval : float
-        Value outside the volume for ``constant`` modes.
-    """
-
-
-@dataclass(frozen=True)
-class median(_SizeFilter):
-    __doc__ = _SIZE_DOC.format(title="Median filter", scipy="median_filter")
-    name = "median"
-    label_safe = True
-    scipy_filter = "median_filter"
-
-
-@dataclass(frozen=True)
-class uniform(_SizeFilter):
-    __doc__ = (
-        _SIZE_DOC.format(title="Mean over a box", scipy="uniform_filter")
-        + """
-    Notes
-    -----
-    scipy computes this with a running sum along each line, so for float data its
-    last bits depend on where a line starts; chunkwise then agrees with it to about
-    1e-12 relative. Integer data is exact.
-    """
-    )
-    name = "uniform"
-    label_safe = False
-    scipy_filter = "uniform_filter"
-
-
-@dataclass(frozen=True)
-class minimum(_SizeFilter):
-    __doc__ = _SIZE_DOC.format(
-        title="Minimum over a box (grey erosion)", scipy="minimum_filter"
-    )
-    name = "minimum"
-    label_safe = True
-    scipy_filter = "minimum_filter"
-
-
-@dataclass(frozen=True)
-class maximum(_SizeFilter):
-    __doc__ = _SIZE_DOC.format(
-        title="Maximum over a box (grey dilation)", scipy="maximum_filter"
-    )
-    name = "maximum"
-    label_safe = True
-    scipy_filter = "maximum_filter"

@@ -7,6 +7,7 @@ dtype names, not dtype objects) or raises `ChunkwiseError` naming the parameter.
 from __future__ import annotations
 
 import numbers
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,11 +19,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "check_array",
     "check_choice",
+    "check_choices",
     "check_dtype",
     "check_number",
     "check_per_axis",
     "check_range",
+    "nested_tuples",
     "per_axis",
 ]
 
@@ -88,6 +92,56 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
             f"{name} must be one of {', '.join(choices)}; got {value!r}"
         )
     return str(value)
+
+
+def check_choices(
+    name: str, value: object, choices: Iterable[str]
+) -> str | tuple[str, ...]:
+    """Return one of ``choices``, or a tuple of them (one per spatial axis)."""
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        return check_choice(name, value, choices)
+    if len(value) == 0:
+        raise ChunkwiseError(f"{name} must not be empty")
+    return tuple(check_choice(name, v, choices) for v in value)
+
+
+def check_array(name: str, value: object) -> np.ndarray:
+    """Return an array given as nested lists, a numpy array or a ``.npy`` file path.
+
+    Operations store the result as nested tuples (`nested_tuples`), so that their
+    records never depend on a file.
+    """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        if not value.endswith(".npy"):
+            raise ChunkwiseError(
+                f"{name} must be nested lists or a .npy file path, got {value!r}"
+            )
+        try:
+            value = np.load(value, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ChunkwiseError(f"{name}: cannot read {value}: {error}") from error
+    try:
+        array = np.array(value)
+    except ValueError as error:  # ragged nesting
+        raise ChunkwiseError(f"{name} must be a rectangular array: {error}") from error
+    if array.dtype.kind == "c":
+        raise ChunkwiseError(f"{name} must be real numbers; complex is not supported")
+    if array.dtype.kind not in NUMERIC_KINDS or array.size == 0:
+        raise ChunkwiseError(
+            f"{name} must be a non-empty array of numbers, got {value!r}"
+        )
+    return array
+
+
+def nested_tuples(array: np.ndarray) -> tuple:
+    """An array as nested tuples of Python scalars: hashable and JSON-ready."""
+    if array.ndim == 0:
+        raise ChunkwiseError(f"expected an array of 1 or more dimensions, got {array}")
+    if array.ndim == 1:
+        return tuple(array.tolist())
+    return tuple(nested_tuples(part) for part in array)
 
 
 def check_dtype(name: str, value: object) -> str:

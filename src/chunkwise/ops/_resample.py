@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chunkwise._geometry import Box, ceil_div
+from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._base import Operation
 from chunkwise.ops._params import check_choice, check_number, check_per_axis, per_axis
 from chunkwise.ops._pointwise import to_dtype
+from chunkwise.ops._windows import (
+    ACCUMULATORS,
+    BOOL_RULES,
+    MEDIANS,
+    ROUNDINGS,
+    Rules,
+    reduce_windows,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,77 +42,23 @@ class _Resample(Operation):
         self.factors(ndim)
 
 
-def _window_mode(windows: np.ndarray) -> np.ndarray:
-    """Most frequent value along the last axis; ties go to the smallest value."""
-    ordered = np.sort(windows, axis=-1)
-    positions = np.arange(ordered.shape[-1])
-    starts = np.ones(ordered.shape, dtype=bool)
-    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
-    run_start = np.maximum.accumulate(np.where(starts, positions, 0), axis=-1)
-    run_length = positions - run_start
-    # argmax finds the first longest run; sorted order puts the smallest value first.
-    best = np.argmax(run_length == run_length.max(axis=-1, keepdims=True), axis=-1)
-    return np.take_along_axis(ordered, best[..., None], axis=-1)[..., 0]
-
-
-def _sum_type(dtype: np.dtype, count: int) -> np.dtype:
-    """The smallest integer type that holds the sum of ``count`` values of ``dtype``."""
-    info = np.iinfo(dtype)
-    low, high = info.min * count, info.max * count
-    for candidate in (np.uint16, np.int16, np.uint32, np.int32, np.int64):
-        limits = np.iinfo(candidate)
-        if limits.min <= low and high <= limits.max:
-            return np.dtype(candidate)
-    return np.dtype(np.float64)  # beyond int64: summed in float64, as before
-
-
-def _window_sums(data: np.ndarray, window: Sequence[int]) -> np.ndarray:
-    """Sums of ``data`` over windows tiling it exactly, in a type that holds them."""
-    total: np.ndarray = data
-    kind = _sum_type(data.dtype, math.prod(window))
-    for axis, w in enumerate(window):
-        if w == 1:
-            continue
-        parts = [total[(slice(None),) * axis + (slice(i, None, w),)] for i in range(w)]
-        summed = parts[0].astype(kind)
-        for part in parts[1:]:
-            np.add(summed, part, out=summed, casting="unsafe")
-        total = summed
-    return total if total is not data else data.astype(kind)
-
-
-def _reduce_windows(data: np.ndarray, window: Sequence[int], method: str) -> np.ndarray:
-    """Reduce ``data``, tiled by windows of shape ``window``, one value each."""
-    counts = [n // w for n, w in zip(data.shape, window, strict=True)]
-    split = [v for pair in zip(counts, window, strict=True) for v in pair]
-    tiled = data.reshape(split)
-    ndim = data.ndim
-    if method == "mean" and data.dtype.kind in "iu":
-        # Integer sums are exact in any order: add the windows' slices axis by axis
-        # in an integer type just wide enough (uint16 for 2x2x2 of uint8), each
-        # step on a smaller array. A multi-axis float64 sum of the tiled view was
-        # 5-10x slower (benchmarks/results/pyramid.md).
-        if _sum_type(data.dtype, math.prod(window)).kind == "f":
-            values = tiled.sum(axis=tuple(range(1, 2 * ndim, 2)), dtype=np.float64)
-        else:
-            values = _window_sums(data, window).astype(np.float64)
-        values /= math.prod(window)
-        return to_dtype(values, data.dtype, scratch=True)
-    # A contiguous copy with each window flattened on the last axis: every output
-    # voxel is reduced over the same values in the same order wherever its block is.
-    order = [*range(0, 2 * ndim, 2), *range(1, 2 * ndim, 2)]
-    windows = np.ascontiguousarray(tiled.transpose(order)).reshape([*counts, -1])
-    if method == "mean":
-        values = windows.sum(axis=-1, dtype=np.float64)
-        values /= windows.shape[-1]
-        return to_dtype(values, data.dtype, scratch=True)
-    if method == "median":
-        return to_dtype(np.median(windows, axis=-1), data.dtype, scratch=True)
-    if method == "min":
-        return windows.min(axis=-1)
-    if method == "max":
-        return windows.max(axis=-1)
-    return _window_mode(windows)
+def _check_offset(offset: object, factor: int | tuple[int, ...]) -> int | tuple:
+    """Return ``offset`` checked against ``factor``: ``0 <= offset < factor``."""
+    offset = check_per_axis("offset", offset, low=0, integer=True)
+    sizes = {len(v) for v in (offset, factor) if isinstance(v, tuple)}
+    if len(sizes) > 1:
+        raise ChunkwiseError(
+            f"offset {offset!r} and factor {factor!r} must have as many values"
+        )
+    n = sizes.pop() if sizes else 1
+    offsets = offset if isinstance(offset, tuple) else (offset,) * n
+    factors = factor if isinstance(factor, tuple) else (factor,) * n
+    if any(o >= k for o, k in zip(offsets, factors, strict=True)):
+        raise ChunkwiseError(
+            f"offset must be < factor on every axis, got offset {offset!r} for "
+            f"factor {factor!r}"
+        )
+    return offset
 
 
 @dataclass(frozen=True)
@@ -111,38 +66,110 @@ class downsample(_Resample):
     """Reduce each block of ``factor`` voxels to one voxel.
 
     The output has ``ceil(n / factor)`` voxels per axis. A partial window at the far
-    edge is reduced over its in-bounds voxels only, never over padding.
+    edge is reduced over its in-bounds voxels only, never over padding (as
+    tensorstore; skimage and ome-zarr-py's ``local_mean`` pad it with zeros).
 
     Parameters
     ----------
     factor : int or tuple of int
         Downsampling factor, >= 1, for all spatial axes or one per spatial axis.
     method : {"mean", "min", "max", "median", "mode", "nearest"}
-        ``mean`` and ``median`` keep the input dtype, rounding half to even for
-        integers; ``mode`` (for labels) picks the most frequent value, ties going to
-        the smallest; ``nearest`` takes the first voxel of each window (a stride).
+        ``mean`` and ``median`` keep the input dtype (see ``rounding`` and
+        ``bool_rule``); ``mode`` (for labels) picks the most frequent value, ties
+        going to the smallest; ``nearest`` takes one voxel of each window (see
+        ``offset``), a stride.
+    rounding : {"half_even", "toward_zero"}
+        How an integer mean, or the average of an even window's two middle values,
+        becomes an integer: rounded half to even (as tensorstore), or truncated
+        toward zero (numpy's ``astype``, as ome-zarr-py's ``local_mean``).
+    bool_rule : {"nonzero", "half_even"}
+        How a boolean mean or averaged median becomes a boolean: True where it is
+        above 0, so that a mean is True where any voxel is (numpy's ``astype``, as
+        ome-zarr-py's ``local_mean``); or rounded half to even, True where more
+        than half the voxels are and False on a tie (as tensorstore).
+    median : {"average", "lower"}
+        Which value a median of an even number of voxels takes: the average of the
+        two middle values (numpy's ``median``), or the lower one (as tensorstore;
+        always one of the window's values).
+    offset : int or tuple of int
+        For ``nearest``: which voxel of each window to take, 0 <= offset < factor,
+        for all spatial axes or one per spatial axis. 0 is the first (as tensorstore's
+        ``stride`` and ngff-zarr); ``factor // 2`` is the centre, rounded up (as
+        ome-zarr-py's ``nearest``). A partial window at the far edge too short for
+        it gives its last voxel.
+    accumulate : {"float64", "input"}
+        How a float mean is summed: in float64, rounded once to the input dtype
+        (the most accurate); or voxel by voxel in the window's C order in the input
+        dtype, then divided in that dtype (as tensorstore, bit for bit).
 
     Examples
     --------
     >>> import numpy as np
     >>> downsample(2)(np.array([[1, 2, 9], [3, 4, 9]], np.uint8))
     array([[2, 9]], dtype=uint8)
+    >>> downsample((1, 4), method="median", median="lower")(np.array([[8, 1, 4, 2]]))
+    array([[2]])
     """
 
     name = "downsample"
     factor: int | tuple[int, ...] = 2
     method: str = "mean"
+    rounding: str = "half_even"
+    bool_rule: str = "nonzero"
+    median: str = "average"
+    offset: int | tuple[int, ...] = 0
+    accumulate: str = "float64"
 
     def __post_init__(self) -> None:
         factor = check_per_axis("factor", self.factor, low=1, integer=True)
         object.__setattr__(self, "factor", factor)
         method = check_choice("method", self.method, DOWNSAMPLE_METHODS)
         object.__setattr__(self, "method", method)
+        for name, choices in (
+            ("rounding", ROUNDINGS),
+            ("bool_rule", BOOL_RULES),
+            ("median", MEDIANS),
+            ("accumulate", ACCUMULATORS),
+        ):
+            object.__setattr__(
+                self, name, check_choice(name, getattr(self, name), choices)
+            )
+        offset = _check_offset(self.offset, factor)  # type: ignore[arg-type]
+        if method != "nearest" and any(np.ravel(offset)):
+            raise ChunkwiseError(
+                f"offset applies to method nearest only, not {method}; leave it at 0"
+            )
+        object.__setattr__(self, "offset", offset)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"downsample({shown})"
+
+    def params(self) -> dict[str, Any]:
+        # Conventions at their defaults stay out of the record: a record written
+        # before they were parameters describes the same operation, so its run still
+        # resumes (resume compares records).
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return {
+            k: v
+            for k, v in super().params().items()
+            if k in ("factor", "method") or v != defaults[k]
+        }
+
+    @property
+    def rules(self) -> Rules:
+        """The conventions of the blending methods (mean, median)."""
+        return Rules(self.rounding, self.bool_rule, self.median, self.accumulate)
 
     @property
     def label_safe(self) -> bool:  # type: ignore[override]
-        # Each picks one of the window's values; mean and median blend them.
-        return self.method in ("mode", "nearest", "min", "max")
+        # Each picks one of the window's values; mean and an averaged median blend.
+        lower = self.method == "median" and self.median == "lower"
+        return lower or self.method in ("mode", "nearest", "min", "max")
+
+    def check(self, ndim: int) -> None:
+        self.factors(ndim)
+        per_axis("offset", self.offset, ndim, 0)
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         factors = self.factors(len(shape))
@@ -163,7 +190,7 @@ class downsample(_Resample):
     def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
         factors = self.factors(data.ndim)
         if self.method == "nearest":
-            return data[tuple(slice(None, None, k) for k in factors)]
+            return self._pick(data, data_box, box)
         # Each axis is a run of whole windows plus, at the volume's far edge only,
         # one partial window; reduce each of the (at most 2**ndim) pieces apart.
         out = np.empty(box.shape, dtype=data.dtype)
@@ -180,10 +207,30 @@ class downsample(_Resample):
                 slice(a // k, ceil_div(b, k))
                 for (a, b, _), k in zip(combo, factors, strict=True)
             )
-            out[target] = _reduce_windows(
-                data[source], [w for *_, w in combo], self.method
+            out[target] = reduce_windows(
+                data[source], [w for *_, w in combo], self.method, self.rules
             )
         return out
+
+    def _pick(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
+        """Voxel ``offset`` of each window; the last one of a window too short."""
+        factors = self.factors(data.ndim)
+        offsets = per_axis("offset", self.offset, data.ndim, 0)
+        if not any(offsets):
+            return data[tuple(slice(None, None, k) for k in factors)]
+        picks = [
+            np.minimum(np.arange(a, b) * k + o, stop - 1) - start
+            for a, b, k, o, start, stop in zip(
+                box.start,
+                box.stop,
+                factors,
+                offsets,
+                data_box.start,
+                data_box.stop,
+                strict=True,
+            )
+        ]
+        return data[np.ix_(*picks)]
 
 
 @dataclass(frozen=True)
