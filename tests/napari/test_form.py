@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gui import dock
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import QApplication, QLineEdit
 
 from chunkwise import ops
 from chunkwise._napari._form import ChainEditor, StepEditor
@@ -233,3 +233,34 @@ def test_cancelled_status_says_it_once(make_napari_viewer, tmp_path):
     widget._on_end(chunkwise.Cancelled("cancelled after 3 of 10 blocks; resume"))
     assert widget.status.value == "cancelled after 3 of 10 blocks; resume"
     assert widget.status.path == tmp_path / "out.zarr"
+
+
+def test_finer_settings_fold_away_and_still_count(make_napari_viewer, qtbot, small):
+    viewer = make_napari_viewer()
+    viewer.add_image(small, name="ct")
+    widget = dock(viewer)
+    step = widget.steps.steps[0]
+    assert not step.more.collapsible.isExpanded()
+    folded = {field.parameter.name for field in step.more.inner}
+    assert folded == {"cval", "truncate", "radius", "dtype", "order"}
+    assert {"sigma", "mode"} <= set(step.fields) - folded
+    # radius is None (the operation's own) while its box reads "auto": never 0.
+    radius = step.fields["radius"]
+    box = radius._editors[0].native
+    assert radius.value is None and box.findChild(QLineEdit).text() == "auto"
+    assert widget.operation() == ops.gaussian(1.0)
+    box.stepUp()  # one step up from "auto": the lowest radius
+    assert radius.value == 0 and widget.operation() == ops.gaussian(1.0, radius=0)
+    radius.value = 2
+    assert widget.operation() == ops.gaussian(1.0, radius=2)
+    # A folded field's change is heard like any other (preview, checks, estimate).
+    heard = []
+    step.changed.connect(lambda *_: heard.append(True))
+    step.fields["cval"].value = 3.0
+    assert heard and widget.operation() == ops.gaussian(1.0, radius=2, cval=3.0)
+    # A mode per axis, where the operation takes one.
+    step.fields["mode"].value = ("wrap", "reflect", "nearest")
+    assert widget.operation().mode == ("wrap", "reflect", "nearest")
+    step.op_name.value = "median"
+    step.fields["mode"].value = ("wrap", "reflect", "nearest")
+    assert "mode" in widget.status.value  # scipy's median takes one mode

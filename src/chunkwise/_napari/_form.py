@@ -8,9 +8,11 @@ engine's, when the operation is built. Tooltips are the operations' parameter do
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -22,7 +24,7 @@ from magicgui.widgets import (
     SpinBox,
     TupleEdit,
 )
-from qtpy.QtWidgets import QAbstractSpinBox, QMenu, QSizePolicy
+from qtpy.QtWidgets import QAbstractSpinBox, QFileDialog, QMenu, QSizePolicy
 from superqt import QCollapsible
 
 from chunkwise import chain, ops
@@ -64,6 +66,90 @@ def section(title: str, widgets: list[Any], *, expanded: bool = False) -> Contai
     return outer
 
 
+#: What an optional number's box reads while it is left to the operation.
+AUTO = "auto"
+#: What the preset list of an array field shows before a preset is picked.
+PICK_PRESET = "preset…"
+#: Named footprints offered in a footprint field (any shape can be typed).
+FOOTPRINT_PRESETS = ("ball:1", "ball:2", "cross", "cross:2", "box:3", "box:5")
+
+
+class ArrayEditor(Container):
+    """A kernel or footprint: nested lists typed as text, a name, or a ``.npy`` file.
+
+    A preset fills the text in, to use or to edit; "…" picks a ``.npy`` file. The
+    value is the text, which the operation itself reads (and refuses in one line).
+    """
+
+    def __init__(self, value: Any, presets: dict[str, str]) -> None:
+        self.presets = presets
+        self.preset = ComboBox(choices=(PICK_PRESET, *presets), value=PICK_PRESET)
+        self.preset.tooltip = "fill in a preset, to use as it is or to edit"
+        self.text = LineEdit(value=_array_text(value))
+        self.text.native.setPlaceholderText("[[…]], a name or a .npy file")
+        self.browse = PushButton(text="…", tooltip="read the array from a .npy file")
+        super().__init__(
+            layout="horizontal", labels=False, widgets=[self.preset, self.text]
+        )
+        self.append(self.browse)
+        self.margins = (0, 0, 0, 0)
+        self.preset.changed.connect(self._on_preset)
+        self.browse.changed.connect(self._on_browse)
+
+    def _on_preset(self, name: str) -> None:
+        if name == PICK_PRESET:
+            return
+        self.text.value = self.presets[name]
+        with self.preset.changed.blocked():  # a menu of actions, not a state
+            self.preset.value = PICK_PRESET
+
+    def _on_browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.native, "Read an array", "", "NumPy arrays (*.npy)"
+        )
+        if path:
+            self.text.value = path
+
+    @property
+    def value(self) -> str:  # type: ignore[override]
+        """The text: nested lists, a name or a path (empty: none)."""
+        return self.text.value.strip()
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self.text.value = _array_text(value)
+
+
+def _reads_auto(editor: Any) -> bool:
+    """Whether a number's box reads "auto" (its value is its special minimum)."""
+    return bool(editor.native.specialValueText()) and editor.value == editor.min
+
+
+def _array_text(value: Any) -> str:
+    """An array value as the text that gives it back: JSON for nested sequences."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(np.asarray(value).tolist(), separators=(",", ":"))
+
+
+def array_presets(name: str, ndim: int = 3) -> dict[str, str]:
+    """The presets offered for array parameter ``name``, as the text they fill in."""
+    if name == "footprint":
+        return {preset: preset for preset in FOOTPRINT_PRESETS}
+    return {
+        preset: _array_text(_integral(ops.kernel_preset(preset, ndim)))
+        for preset in ops.KERNEL_PRESETS
+    }
+
+
+def _integral(array: np.ndarray) -> Any:
+    # Whole weights read as 1, not 1.0; fractions keep all their digits.
+    whole = np.all(array == np.round(array))
+    return array.astype(np.int64) if whole else array
+
+
 class ParameterField(Container):
     """One parameter: a spin box, a choice, a range, or one value per spatial axis."""
 
@@ -92,17 +178,16 @@ class ParameterField(Container):
             self.append(self._editors[0])
         if self._optional and parameter.kind == "range":
             self._auto = CheckBox(value=True, text="auto")
-            self._auto.changed.connect(
-                lambda on: setattr(self._editors[0], "enabled", not on)
-            )
-            self._editors[0].enabled = False
+            self._auto.changed.connect(self._on_auto)
             self.append(self._auto)
+            self._on_auto(True)
 
     def _editor(self, value: Any, label: str = "") -> Any:
         editor = self._new_editor(value)
-        if self.parameter.kind in ("float", "int", "range"):
-            # A spin box asks for the width of its widest value (1e12 here): that
-            # would widen the dock and shrink napari's canvas.
+        if self.parameter.kind in ("float", "int", "range", "choice"):
+            # A spin box asks for the width of its widest value (1e12 here), a
+            # choice for its longest ("grid-constant"): that would widen the dock
+            # and shrink napari's canvas.
             for box in [editor.native, *editor.native.findChildren(QAbstractSpinBox)]:
                 box.setMinimumWidth(MIN_EDITOR_WIDTH)
                 box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -113,20 +198,28 @@ class ParameterField(Container):
 
     def _new_editor(self, value: Any) -> Any:
         p = self.parameter
-        if p.kind == "float":
-            return FloatSpinBox(
-                value=float(value if value not in (None, "") else 0.0),
-                min=-UNBOUNDED_FLOAT if p.low is None else p.low,
-                max=UNBOUNDED_FLOAT if p.high is None else p.high,
+        if p.kind in ("float", "int"):
+            integral = p.kind == "int"
+            unbounded = UNBOUNDED_INT if integral else UNBOUNDED_FLOAT
+            low = -unbounded if p.low is None else p.low
+            if self._optional:
+                # None (the operation decides, as scipy's radius=None) is no number,
+                # and a box showing 0 would mean radius 0: one step below the
+                # lowest value reads "auto" and stands for it.
+                low = low - (1 if integral else p.step or 1.0)
+            # Qt's float box can read "auto"; superqt's int box cannot.
+            box = FloatSpinBox if self._optional or not integral else SpinBox
+            editor = box(
+                value=low if value in (None, "") else value,
+                min=int(low) if integral else low,
+                max=unbounded if p.high is None else p.high,
                 step=p.step,
             )
-        if p.kind == "int":
-            return SpinBox(
-                value=int(value or 0),
-                min=-UNBOUNDED_INT if p.low is None else int(p.low),
-                max=UNBOUNDED_INT if p.high is None else int(p.high),
-                step=p.step,
-            )
+            if self._optional:
+                if integral:
+                    editor.native.setDecimals(0)
+                editor.native.setSpecialValueText(AUTO)
+            return editor
         if p.kind == "choice":
             return ComboBox(choices=p.choices, value=value)
         if p.kind == "dtype":
@@ -136,6 +229,8 @@ class ParameterField(Container):
             low, high = value if value else (0.0, 255.0)
             bounds = {"max": UNBOUNDED_FLOAT, "min": -UNBOUNDED_FLOAT}
             return TupleEdit(value=(float(low), float(high)), options=bounds)
+        if p.kind == "array":
+            return ArrayEditor(value, array_presets(p.name))
         return LineEdit(value=str(value or ""))
 
     def _on_per_axis(self, per_axis: bool) -> None:
@@ -143,29 +238,51 @@ class ParameterField(Container):
         for editor in self._editors[1:]:
             editor.visible = per_axis
 
+    def _on_auto(self, auto: bool) -> None:
+        for editor in self._editors:
+            editor.enabled = not auto
+        if self._per_axis is not None:
+            self._per_axis.enabled = not auto
+
     @property
     def value(self) -> Any:  # type: ignore[override]
         """The parameter's value, as the operation takes it."""
-        if self._per_axis is not None and self._per_axis.value:
-            return tuple(editor.value for editor in self._editors[1:])
-        value = self._editors[0].value
-        if self.parameter.kind == "dtype" and value == SAME_DTYPE:
+        auto = getattr(self, "_auto", None)
+        if auto is not None and auto.value:
             return None
-        if self.parameter.kind == "range" and self._optional and self._auto.value:
+        per_axis = self._per_axis is not None and self._per_axis.value
+        shown = self._editors[1:] if per_axis else self._editors[:1]
+        numbers = self.parameter.kind in ("int", "float")
+        if numbers and self._optional and any(map(_reads_auto, shown)):
+            return None
+        whole = int if self.parameter.kind == "int" else (lambda v: v)
+        if per_axis:
+            return tuple(whole(editor.value) for editor in shown)
+        value = self._editors[0].value
+        if self.parameter.kind == "int":
+            return int(value)
+        if self.parameter.kind == "dtype" and value == SAME_DTYPE:
             return None
         return value
 
     @value.setter
     def value(self, value: Any) -> None:
+        auto = getattr(self, "_auto", None)
+        if auto is not None:
+            auto.value = value is None
+            if value is None:
+                return
+        if value is None and self.parameter.kind in ("int", "float"):
+            for editor in self._editors:
+                editor.value = editor.min  # reads "auto"
+            if self._per_axis is not None:
+                self._per_axis.value = False
+            return
         if self._per_axis is not None:
             self._per_axis.value = isinstance(value, tuple)
             if isinstance(value, tuple):
                 for editor, v in zip(self._editors[1:], value, strict=True):
                     editor.value = v
-                return
-        if self.parameter.kind == "range" and self._optional:
-            self._auto.value = value is None
-            if value is None:
                 return
         if self.parameter.kind == "dtype" and value is None:
             value = SAME_DTYPE
@@ -230,18 +347,29 @@ class StepEditor(Container):
             self._typed[self._shown] = {n: f.state for n, f in self.fields.items()}
         self.form.clear()
         typed = self._typed.get(name, {})
+        main, more = [], []
         for parameter in ops.parameters(name):
             field = ParameterField(parameter, self._hints.get(parameter.name))
             if parameter.name in typed:
                 field.restore(typed[parameter.name])
-            self.form.append(field)
+            (more if parameter.advanced else main).append(field)
+        self.form.extend(main)
+        #: The finer settings, folded away (None when the operation has none).
+        self.more = section("more options", more) if more else None
+        if self.more is not None:
+            self.more.collapsible.setToolTip(", ".join(f.label for f in more))
+            # The fold is Qt's, not magicgui's: its fields' changes are passed on.
+            self.more.inner.changed.connect(lambda: self.changed.emit(self))
+            self.form.append(self.more)
         self._shown = name
         self.changed.emit(self)
 
     @property
     def fields(self) -> dict[str, ParameterField]:
-        """The parameter fields by name."""
-        return {f.parameter.name: f for f in self.form}
+        """The parameter fields by name, folded ones included."""
+        shown = [f for f in self.form if isinstance(f, ParameterField)]
+        folded = [] if self.more is None else list(self.more.inner)
+        return {f.parameter.name: f for f in [*shown, *folded]}
 
     def operation(self) -> ops.Operation:
         """Build the operation (the engine validates it)."""
