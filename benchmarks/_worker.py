@@ -46,6 +46,10 @@ def _scipy_step(data: np.ndarray, spec: str) -> np.ndarray:
         return ndi.gaussian_filter(data, float(p["sigma"]))
     if name == "median":
         return ndi.median_filter(data, int(p["size"]))
+    if name == "rank_filter":
+        return ndi.rank_filter(data, int(p["rank"]), int(p["size"]))
+    if name == "convolve":
+        return ndi.convolve(data, np.load(p["kernel"]))
     return mean_downsample(data, int(p["factor"]))
 
 
@@ -58,6 +62,10 @@ def _dask_image_step(image, spec: str):
         return ndfilters.gaussian_filter(image, float(p["sigma"]))
     if name == "median":
         return ndfilters.median_filter(image, int(p["size"]))
+    if name == "rank_filter":
+        return ndfilters.rank_filter(image, int(p["rank"]), int(p["size"]))
+    if name == "convolve":
+        return ndfilters.convolve(image, np.load(p["kernel"]))
     k = int(p["factor"])
     # dask-image has no downsampling; coarsen is what a dask user reaches for.
     means = da.coarsen(np.mean, image, dict.fromkeys(range(3), k))
@@ -76,6 +84,14 @@ def _map_overlap_step(image, spec: str):
     elif name == "median":
         size = int(p["size"])
         func, depth, kwargs = ndi.median_filter, size // 2, {"size": size}
+    elif name == "rank_filter":
+        size = int(p["size"])
+        func, depth = ndi.rank_filter, size // 2
+        kwargs = {"rank": int(p["rank"]), "size": size}
+    elif name == "convolve":
+        weights = np.load(p["kernel"])
+        func, kwargs = ndi.convolve, {"weights": weights}
+        depth = tuple(n // 2 for n in weights.shape)  # odd lengths, origin 0
     else:
         k = int(p["factor"])
         chunks = tuple(tuple(c // k for c in axis) for axis in image.chunks)
