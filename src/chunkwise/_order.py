@@ -67,12 +67,7 @@ class Ranking:
         """The rank of block ``index``: its group, its distance, then its index."""
         if not self.tiers:
             return index
-        position = []
-        rest = index
-        for n in reversed(self.grid):
-            rest, p = divmod(rest, n)
-            position.append(p)
-        position.reverse()
+        position = [int(p) for p in np.unravel_index(index, self.grid)]
         stage = self._stage(position)
         if stage >= len(self.tiers):
             return stage * self._spread * self.count + index

@@ -74,3 +74,32 @@ def test_kernels_typed_or_read_from_npy_and_footprints_by_name_or_lists(
     )
     footprint.text.value = ""
     assert widget.operation() == ops.median()  # no footprint: the size's box
+
+
+def test_kernel_presets_fit_the_input_layers_axes(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    plane = synthetic_ct((1, 48, 40), seed=6)[0].astype(np.float32)
+    viewer.add_image(plane, name="slice")
+    viewer.add_image(synthetic_ct((8, 16, 16), seed=6), name="volume")
+    widget = dock(viewer)
+    widget.input.value = viewer.layers["slice"]
+    step = widget.steps.steps[0]
+    step.op_name.value = "correlate"
+    editor = step.fields["kernel"]._editors[0]
+    # A 2D image has no z axis: no z presets, and the others are 2D.
+    assert "sobel-z" not in editor.preset.choices
+    editor.preset.value = "laplacian"
+    assert json.loads(editor.text.value) == [[0, 1, 0], [1, -4, 1], [0, 1, 0]]
+    widget.output.value = tmp_path / "edges.zarr"
+    widget.run_button.clicked.emit()
+    wait_for_run(qtbot, widget)
+    np.testing.assert_array_equal(
+        zarr.open_array(tmp_path / "edges.zarr", mode="r")[:],
+        ndimage.correlate(plane, ops.kernel_preset("laplacian", 2)),
+        strict=True,
+    )
+    # A step added later, and the volume chosen after: 3D presets again.
+    widget.input.value = viewer.layers["volume"]
+    assert "sobel-z" in editor.preset.choices
+    added = widget.steps.append_step("convolve")
+    assert "sobel-z" in added.fields["kernel"]._editors[0].preset.choices

@@ -81,9 +81,11 @@ class ArrayEditor(Container):
     value is the text, which the operation itself reads (and refuses in one line).
     """
 
-    def __init__(self, value: Any, presets: dict[str, str]) -> None:
-        self.presets = presets
-        self.preset = ComboBox(choices=(PICK_PRESET, *presets), value=PICK_PRESET)
+    def __init__(self, value: Any, name: str, ndim: int = 3) -> None:
+        self.name = name
+        self._ndim = ndim
+        self.presets = array_presets(name, ndim)
+        self.preset = ComboBox(choices=(PICK_PRESET, *self.presets), value=PICK_PRESET)
         self.preset.tooltip = "fill in a preset, to use as it is or to edit"
         self.text = LineEdit(value=_array_text(value))
         self.text.native.setPlaceholderText("[[…]], a name or a .npy file")
@@ -95,6 +97,19 @@ class ArrayEditor(Container):
         self.margins = (0, 0, 0, 0)
         self.preset.changed.connect(self._on_preset)
         self.browse.changed.connect(self._on_browse)
+
+    @property
+    def ndim(self) -> int:
+        """The spatial axes the presets are made for."""
+        return self._ndim
+
+    @ndim.setter
+    def ndim(self, ndim: int) -> None:
+        self._ndim = ndim
+        self.presets = array_presets(self.name, ndim)
+        with self.preset.changed.blocked():
+            self.preset.choices = (PICK_PRESET, *self.presets)
+            self.preset.value = PICK_PRESET
 
     def _on_preset(self, name: str) -> None:
         if name == PICK_PRESET:
@@ -135,12 +150,18 @@ def _array_text(value: Any) -> str:
 
 
 def array_presets(name: str, ndim: int = 3) -> dict[str, str]:
-    """The presets offered for array parameter ``name``, as the text they fill in."""
+    """The presets offered for array parameter ``name``, as the text they fill in.
+
+    Kernels are made for ``ndim`` spatial axes (those along an axis the data does
+    not have are left out); named footprints fit any.
+    """
     if name == "footprint":
         return {preset: preset for preset in FOOTPRINT_PRESETS}
+    axes = "zyx"[3 - min(ndim, 3) :]
     return {
         preset: _array_text(_integral(ops.kernel_preset(preset, ndim)))
         for preset in ops.KERNEL_PRESETS
+        if "-" not in preset or preset[-1] in axes
     }
 
 
@@ -153,9 +174,13 @@ def _integral(array: np.ndarray) -> Any:
 class ParameterField(Container):
     """One parameter: a spin box, a choice, a range, or one value per spatial axis."""
 
-    def __init__(self, parameter: ops.Parameter, initial: Any = None) -> None:
+    def __init__(
+        self, parameter: ops.Parameter, initial: Any = None, ndim: int = 3
+    ) -> None:
         super().__init__(layout="horizontal", label=parameter.name, labels=False)
         self.parameter = parameter
+        #: Spatial axes of the data, for an array parameter's presets.
+        self.ndim = ndim
         self.margins = (0, 0, 0, 0)
         self.tooltip = tooltip(parameter)
         default = parameter.default
@@ -230,7 +255,7 @@ class ParameterField(Container):
             bounds = {"max": UNBOUNDED_FLOAT, "min": -UNBOUNDED_FLOAT}
             return TupleEdit(value=(float(low), float(high)), options=bounds)
         if p.kind == "array":
-            return ArrayEditor(value, array_presets(p.name))
+            return ArrayEditor(value, p.name, self.ndim)
         return LineEdit(value=str(value or ""))
 
     def _on_per_axis(self, per_axis: bool) -> None:
@@ -316,10 +341,14 @@ class StepEditor(Container):
     """
 
     def __init__(
-        self, name: str = "gaussian", hints: dict[str, Any] | None = None
+        self,
+        name: str = "gaussian",
+        hints: dict[str, Any] | None = None,
+        ndim: int = 3,
     ) -> None:
         super().__init__(labels=True)
         self._hints = hints or {}
+        self._ndim = ndim
         self._typed: dict[str, dict[str, tuple[Any, ...]]] = {}
         self._shown: str | None = None
         self.number = Label(value="1.")
@@ -349,7 +378,9 @@ class StepEditor(Container):
         typed = self._typed.get(name, {})
         main, more = [], []
         for parameter in ops.parameters(name):
-            field = ParameterField(parameter, self._hints.get(parameter.name))
+            field = ParameterField(
+                parameter, self._hints.get(parameter.name), self._ndim
+            )
             if parameter.name in typed:
                 field.restore(typed[parameter.name])
             (more if parameter.advanced else main).append(field)
@@ -363,6 +394,19 @@ class StepEditor(Container):
             self.form.append(self.more)
         self._shown = name
         self.changed.emit(self)
+
+    @property
+    def ndim(self) -> int:
+        """The spatial axes of the data: kernel presets are made for them."""
+        return self._ndim
+
+    @ndim.setter
+    def ndim(self, ndim: int) -> None:
+        self._ndim = ndim
+        for field in self.fields.values():
+            field.ndim = ndim
+            if field.parameter.kind == "array":
+                field._editors[0].ndim = ndim
 
     @property
     def fields(self) -> dict[str, ParameterField]:
@@ -403,9 +447,20 @@ class ChainEditor(Container):
         self.extend([self.steps, self.add_step])
         self.append_step("gaussian")
 
+    @property
+    def ndim(self) -> int:
+        """The spatial axes of the data, which each step's kernel presets fit."""
+        return getattr(self, "_ndim", 3)
+
+    @ndim.setter
+    def ndim(self, ndim: int) -> None:
+        self._ndim = ndim
+        for step in self.steps:
+            step.ndim = ndim
+
     def append_step(self, name: str) -> StepEditor:
         """Add a step at the end of the chain."""
-        step = StepEditor(name, self.hints)
+        step = StepEditor(name, self.hints, self.ndim)
         step.up.changed.connect(lambda: self._move(step, -1))
         step.down.changed.connect(lambda: self._move(step, +1))
         step.remove.changed.connect(lambda: self._remove(step))

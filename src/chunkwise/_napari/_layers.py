@@ -10,6 +10,7 @@ import numpy as np
 from napari.layers import Image, Labels
 
 from chunkwise import ops
+from chunkwise._geometry import spatial_axes
 from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._axes import axes_spatial, check_axes, fit_axes
 
@@ -32,6 +33,7 @@ __all__ = [
     "output_geometry",
     "plane_region",
     "same_values",
+    "spatial_count",
     "view_input_region",
     "view_region",
 ]
@@ -90,6 +92,14 @@ def layer_axes(layer: Image | Labels) -> str | None:
         return check_axes(letters, layer_source(layer).ndim)
     except ChunkwiseError:
         return None
+
+
+def spatial_count(layer: Image | Labels) -> int:
+    """How many space axes ``layer``'s data has, as the engine will process it."""
+    axes = layer_axes(layer)
+    if axes is not None:
+        return len(axes_spatial(axes))
+    return len(spatial_axes(layer_source(layer).ndim))
 
 
 def layer_operation(layer: Image | Labels, op: ops.Operation) -> ops.Operation:

@@ -93,6 +93,7 @@ class RunLifecycle:
             widget.changed.connect(self._schedule_estimate)
         self.scratch_dir.changed.connect(self._schedule_estimate)
         viewer.layers.events.removing.connect(self._on_layer_removing)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
         self._closing_filter = _WindowClosing(self._close_runs)
         self._update_estimate()
 
@@ -140,6 +141,12 @@ class RunLifecycle:
             window.installEventFilter(self._closing_filter)
 
     # --- layers removed mid-run ---------------------------------------------------
+    def _on_layer_removed(self, _: Any = None) -> None:
+        # Quiet again from when napari has finished: on two busy cores a removal
+        # can take longer than the quiet that began as it started.
+        if self.stream is not None and self.stream.running:
+            self.stream.pause_refresh()
+
     def _on_layer_removing(self, event: Any) -> None:
         stream = self.stream
         if stream is None or not stream.running:

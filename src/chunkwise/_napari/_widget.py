@@ -49,6 +49,7 @@ from chunkwise._napari._layers import (
     layer_source,
     output_geometry,
     same_values,
+    spatial_count,
     view_input_region,
 )
 from chunkwise._napari._lifecycle import RunLifecycle
@@ -269,6 +270,7 @@ class ProcessWidget(RunLifecycle, Container):
         events.inserted.disconnect(self._on_layers_changed)
         events.removed.disconnect(self._on_layers_changed)
         events.removing.disconnect(self._on_layer_removing)
+        events.removed.disconnect(self._on_layer_removed)
         for emitter in self._view_events():
             emitter.disconnect(self._on_view_changed)
 
@@ -278,6 +280,8 @@ class ProcessWidget(RunLifecycle, Container):
 
     def _on_input_changed(self, layer: Image | Labels | None) -> None:
         levels = len(layer.data) if layer is not None and layer.multiscale else 1
+        if layer is not None:
+            self.steps.ndim = spatial_count(layer)
         self.level.max = levels - 1
         self.level.value = min(self.level.value, levels - 1)
         self.level.enabled = levels > 1

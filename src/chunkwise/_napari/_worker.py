@@ -41,8 +41,9 @@ REFRESH_SECONDS = 0.1
 #: How long closing napari or the dock waits for a cancelled run's blocks in flight,
 #: so that its store says "cancelled" rather than "running" when napari is gone.
 CLOSE_WAIT_SECONDS = 10.0
-#: No refresh this long after napari starts removing a layer: refreshing one layer
-#: while napari removes another crashed napari (vispy/Mesa; issue 11).
+#: No refresh this long after napari starts removing a layer, and after it has
+#: removed it: refreshing one layer while napari removes another crashed napari
+#: (vispy/Mesa; issue 11).
 REMOVAL_QUIET_SECONDS = 0.5
 
 
