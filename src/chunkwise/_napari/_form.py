@@ -179,8 +179,7 @@ class ParameterField(Container):
     ) -> None:
         super().__init__(layout="horizontal", label=parameter.name, labels=False)
         self.parameter = parameter
-        #: Spatial axes of the data, for an array parameter's presets.
-        self.ndim = ndim
+        self._ndim = ndim
         self.margins = (0, 0, 0, 0)
         self.tooltip = tooltip(parameter)
         default = parameter.default
@@ -257,6 +256,17 @@ class ParameterField(Container):
         if p.kind == "array":
             return ArrayEditor(value, p.name, self.ndim)
         return LineEdit(value=str(value or ""))
+
+    @property
+    def ndim(self) -> int:
+        """The data's spatial axes, which an array parameter's presets are made for."""
+        return self._ndim
+
+    @ndim.setter
+    def ndim(self, ndim: int) -> None:
+        self._ndim = ndim
+        if isinstance(self._editors[0], ArrayEditor):
+            self._editors[0].ndim = ndim
 
     def _on_per_axis(self, per_axis: bool) -> None:
         self._editors[0].visible = not per_axis
@@ -405,8 +415,6 @@ class StepEditor(Container):
         self._ndim = ndim
         for field in self.fields.values():
             field.ndim = ndim
-            if field.parameter.kind == "array":
-                field._editors[0].ndim = ndim
 
     @property
     def fields(self) -> dict[str, ParameterField]:

@@ -19,7 +19,6 @@ depends on a file.
 from __future__ import annotations
 
 import functools
-import json
 
 import numpy as np
 
@@ -48,15 +47,9 @@ def check_footprint(value: object) -> str | tuple | None:
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            value = json.loads(value)  # nested lists typed as text
-        except json.JSONDecodeError as error:
-            raise ChunkwiseError(
-                f"footprint: cannot read {value!r} as nested lists: {error}"
-            ) from None
-    elif isinstance(value, str) and not value.strip().endswith(".npy"):
-        return _check_name(value.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    if text and not text.startswith("[") and not text.endswith(".npy"):
+        return _check_name(text)
     array = check_array("footprint", value)
     if array.ndim == 0:
         raise ChunkwiseError(

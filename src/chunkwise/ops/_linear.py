@@ -8,7 +8,6 @@ every `_Filter`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,7 +17,13 @@ import scipy
 from chunkwise._geometry import spatial_axes
 from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._filters import _Filter
-from chunkwise.ops._params import check_array, check_dtype, check_number, per_axis
+from chunkwise.ops._params import (
+    check_array,
+    check_dtype,
+    check_number,
+    nested_tuples,
+    per_axis,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,26 +39,13 @@ def check_kernel(value: object) -> tuple:
     ``value`` is nested lists or tuples, a numpy array, JSON text of nested lists
     or the path of a ``.npy`` file (read once, here: a record never needs it again).
     """
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ChunkwiseError(
-                f"kernel: cannot read {value!r} as nested lists: {error}"
-            ) from None
     array = check_array("kernel", value)
     if array.ndim == 0:
         raise ChunkwiseError(f"kernel must be an array, not the single number {value}")
     weights = array.astype(np.float64)
     if not np.isfinite(weights).all():
         raise ChunkwiseError("kernel must hold finite numbers, not nan or inf")
-    return _nested(weights)
-
-
-def _nested(array: np.ndarray) -> tuple:
-    if array.ndim == 1:
-        return tuple(array.tolist())
-    return tuple(_nested(part) for part in array)
+    return nested_tuples(weights)
 
 
 def _dtype_or_none(value: object) -> str | None:

@@ -6,6 +6,7 @@ dtype names, not dtype objects) or raises `ChunkwiseError` naming the parameter.
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
 from typing import TYPE_CHECKING
@@ -106,13 +107,20 @@ def check_choices(
 
 
 def check_array(name: str, value: object) -> np.ndarray:
-    """Return an array given as nested lists, a numpy array or a ``.npy`` file path.
+    """Return an array given as nested lists, their JSON text, an array or a .npy path.
 
     Operations store the result as nested tuples (`nested_tuples`), so that their
     records never depend on a file.
     """
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)  # nested lists typed as text (a form field)
+        except json.JSONDecodeError as error:
+            raise ChunkwiseError(
+                f"{name}: cannot read {value!r} as nested lists: {error}"
+            ) from None
     if isinstance(value, str):
         if not value.endswith(".npy"):
             raise ChunkwiseError(
