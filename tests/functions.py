@@ -91,3 +91,18 @@ def _generic(size, footprint, origin, mode):
 for _index, _case in enumerate(GENERIC_GRID):
     for _mode in ("reflect", "wrap"):
         globals()[f"generic_{_index}_{_mode}"] = _generic(*_case, _mode)
+
+
+def fails_in_corner(block: np.ndarray) -> np.ndarray:
+    """Fail on the block holding the volume's last voxel, recording each call.
+
+    The volume is marked there with the value 255; each failing call leaves a file
+    in ``$CHUNKWISE_TEST_CALLS`` (so a test can count retries).
+    """
+    if block.size and block.flat[-1] == 255:
+        folder = os.environ.get("CHUNKWISE_TEST_CALLS")
+        if folder:
+            with open(os.path.join(folder, f"{os.getpid()}-{time.time_ns()}"), "w"):
+                pass
+        raise ValueError("the corner voxel is 255")
+    return block.copy()

@@ -126,7 +126,7 @@ HOSTILE = {
             "got 'x' (see chunkwise run --help)"
         ],
     ),
-    "bad choice": ((*RUN, "--backend", "dask"), 2, ["--backend", "'dask'"]),
+    "bad choice": ((*RUN, "--backend", "spark"), 2, ["--backend", "'spark'"]),
     "bad format": ((*RUN, "--zarr-format", "4"), 2, ["--zarr-format"]),
     "bad timeout": ((*RUN, "--timeout", "0"), 2, ["--timeout", "positive"]),
     "overwrite and resume": (

@@ -229,7 +229,7 @@ def test_resume_refuses_a_changed_input(volume, tmp_path):
 def test_jobs_beyond_the_blocks_start_no_more_workers(volume, tmp_path):
     path, _ = volume
     run = chunkwise.iter_process(path, OP, tmp_path / "o.zarr", n_jobs=100_000)
-    assert run._n_jobs == len(run.plan)
+    assert run.executor.workers == len(run.plan)
     list(run)
 
 

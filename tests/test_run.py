@@ -15,7 +15,7 @@ import zarr
 
 import chunkwise
 from chunkwise import ops
-from chunkwise._run import RUN_CACHE_FLOOR, cache_budget
+from chunkwise._resources import RUN_CACHE_FLOOR, cache_budget
 from chunkwise._source import open_source
 from chunkwise._store import Ledger
 
@@ -153,7 +153,8 @@ def test_failing_function_names_its_block(importable_tests, tmp_path):
             data, op, out, n_jobs=2, chunks=(16, 16, 16), block=(16, 16, 16)
         )
     message = str(error.value)
-    assert "block 5 (output [16:32, 0:16, 16:32]) failed" in message
+    where = "block 5 (output [16:32, 0:16, 16:32], input [16:32, 0:16, 16:32])"
+    assert f"{where} failed" in message
     assert "ValueError: a negative voxel was planted here" in message
     output = zarr.open_array(out, mode="r")
     assert output.attrs["chunkwise"]["status"] == "failed"

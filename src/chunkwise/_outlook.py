@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from chunkwise._api import check_n_jobs
 from chunkwise._output import output_status
 from chunkwise._plan import make_plan
+from chunkwise._resources import stored_estimate
 from chunkwise._source import open_source
 from chunkwise._store import open_output
 from chunkwise.errors import ChunkwiseError
@@ -62,8 +63,6 @@ def estimate_output(
     >>> estimate_output(np.zeros((64, 64, 64), np.uint16), ops.downsample(2))
     SizeEstimate(uncompressed=65536, stored=65536)
     """
-    from chunkwise._run import stored_estimate  # _run imports this module's peers
-
     opened = open_source(source)
     plan = make_plan(
         opened, as_operation(op), chunks=chunks, n_jobs=check_n_jobs(n_jobs)

@@ -269,11 +269,17 @@ class Fence:
 
     path: Path
     run_id: str
-    driver: int
+    #: The run's process, whose child processes end with it; None: the writers are
+    #: not its children (a dask cluster's workers), only the lock file fences them.
+    driver: int | None
 
     def check(self) -> None:
         """Raise `BlockError` if another run took the output over (or it is gone)."""
-        if os.getpid() != self.driver and self.driver not in _WATCHED:
+        if (
+            self.driver is not None
+            and os.getpid() != self.driver
+            and self.driver not in _WATCHED
+        ):
             _WATCHED.add(self.driver)
             if os.getppid() != self.driver:
                 os._exit(70)

@@ -8,44 +8,30 @@ consume its records.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
-import functools
-import json
-import math
-import os
-import shutil
-import sys
 import threading
-import time
-import warnings
 import weakref
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
 import zarr
-from zarr.storage import MemoryStore
 
-from chunkwise import __version__, ops
-from chunkwise._api import _region_box as region_box
-from chunkwise._api import check_n_jobs
-from chunkwise._fingerprint import changes, list_input
-from chunkwise._geometry import Box, block_box
-from chunkwise._keys import chunk_key, stored_units
-from chunkwise._ngff import (
-    Multiscale,
-    check_placement,
-    level_shapes,
-    placed,
-    plain,
-    pyramid,
-    resampled,
+from chunkwise._checks import (
+    check_existing,
+    check_fingerprint,
+    check_flags,
+    check_format,
+    check_not_input,
+    check_recipe,
 )
-from chunkwise._order import BlockOrder, Ranking
+from chunkwise._executors import BACKENDS, Executor, open_executor
+from chunkwise._fingerprint import list_input
+from chunkwise._geometry import Box, block_box
+from chunkwise._job import Job, where_is
+from chunkwise._ngff import check_placement
+from chunkwise._order import BlockOrder
 from chunkwise._output import (
     Claim,
     Existing,
@@ -59,35 +45,31 @@ from chunkwise._output import (
     reason,
 )
 from chunkwise._plan import Plan, make_plan
+from chunkwise._prepare import (
+    is_labels,
+    make_recipe,
+    open_output_for,
+    output_image,
+    pyramid_plan,
+)
 from chunkwise._pyramid import InBlock, Pyramid, method_for
 from chunkwise._remote import DEFAULT_TIMEOUT
+from chunkwise._resources import cache_budget, check_resources
+from chunkwise._selection import priority_boxes, wanted_blocks
 from chunkwise._source import Source, open_source, with_axes
 from chunkwise._store import (
-    ATTRIBUTE,
     ChunkWriter,
     Ledger,
     Output,
     Status,
     check_output_location,
-    create_image,
-    create_output,
     now,
-    open_output,
     output_store,
     provenance,
-    write_box,
 )
-from chunkwise._verify import (
-    check_blocks,
-    check_level,
-    forget_block,
-    layout_mismatch,
-    remove_partials,
-)
-from chunkwise._zarr_compat import sync
+from chunkwise._verify import check_blocks, check_level, forget_block, remove_partials
 from chunkwise.errors import BlockError, Cancelled, ChunkwiseError
 from chunkwise.ops._axes import fit_axes
-from chunkwise.ops._base import evaluate
 from chunkwise.ops._catalogue import as_operation
 
 if TYPE_CHECKING:
@@ -96,12 +78,6 @@ if TYPE_CHECKING:
     from chunkwise.ops import Operation
 
 __all__ = ["BACKENDS", "BlockDone", "CancelToken", "Run", "iter_process", "process"]
-
-BACKENDS = ("threading", "loky")
-#: Output formats: one Zarr array, or an OME-Zarr image with a pyramid.
-FORMATS = ("zarr", "ome-zarr")
-#: By default, pyramid levels are added until the largest axis is at most this.
-SMALLEST_LEVEL = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,164 +114,13 @@ class CancelToken:
         return self._event.is_set()
 
 
-#: The least a run's chunk cache may hold. On the benchmark's gaussian sigma=2 over
-#: 512**3 (64**3 chunks, 128**3 blocks) the live front of cached chunks peaks at
-#: 28 MiB, so it fits whole and every chunk is decoded once. On 1024**3 the front
-#: needs 86 MiB, most of it chunks decoded for a halo whose own blocks come a whole
-#: layer later; capping the cache re-decodes some of those (4096 chunks: 6128
-#: decodes with 32 MiB) and keeps memory flat as volumes grow.
-RUN_CACHE_FLOOR = 32 * 2**20
-
-
-def cache_budget(source: Source, plan: Plan, n_jobs: int) -> int:
-    """Cache budget for a run: `RUN_CACHE_FLOOR`, or more for large chunks.
-
-    It holds the chunks that ``n_jobs`` blocks in flight touch at once.
-    """
-    chunks = source.chunks or source.shape
-    chunk_bytes = math.prod(chunks) * source.dtype.itemsize
-    return max(RUN_CACHE_FLOOR, n_jobs * plan.chunks_touched(chunks) * chunk_bytes)
-
-
-def _share_malloc_arena() -> None:
-    """Make the threads of this process allocate from one glibc arena.
-
-    A run's buffers are often freed by another thread than the one that made them
-    (zarr encodes and writes in its own threads), and glibc's per-thread arenas then
-    keep the freed memory each to itself. With one arena it is reused: peak RSS of
-    the benchmark's median run went from 107 to 100 MB and Gaussian's from 141 to
-    137 MB, at the same speed (interleaved runs). It must happen before threads
-    start, so it happens on import. A no-op without glibc's ``mallopt``. (A fixed
-    mmap threshold saved as much but cost 20% of the time in page faults.)
-    """
+def _let_go(*releases: Any) -> None:
+    """Call each of ``releases``, even when one fails."""
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    m_arena_max = -8
-    mallopt(m_arena_max, 1)
-
-
-_share_malloc_arena()
-
-
-_PRIORITY = threading.local()
-
-
-def _lower_priority(nice: int) -> None:
-    """Raise this job thread's niceness by ``nice``, once per thread (Linux).
-
-    Linux schedules threads apart, so a viewer's event loop and its OpenGL
-    rendering then get a core as soon as they need one, while the jobs still use
-    every idle cycle. Lowering a priority cannot be undone without privileges, so
-    it is never done to the thread iterating the run (that runs the jobs when
-    ``n_jobs=1``); joblib's job threads end with the run. Elsewhere a no-op:
-    there, the same call would lower the whole process.
-    """
-    if not sys.platform.startswith("linux") or getattr(_PRIORITY, "nice", 0):
-        return
-    thread = threading.get_native_id()
-    with contextlib.suppress(OSError):
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(current + nice, 19))
-    _PRIORITY.nice = nice
-
-
-def _zarr_concurrency(n_jobs: int) -> dict[str, int]:
-    # Each job already runs on its own core; zarr's own concurrency within a job only
-    # needs to fill the cores the jobs leave idle.
-    return {"async.concurrency": max(1, joblib.cpu_count() // n_jobs)}
-
-
-@dataclass(frozen=True)
-class _Job:
-    """Everything a worker needs to compute and write one block (picklable)."""
-
-    source: Source
-    plan: Plan
-    output: zarr.Array
-    zarr_config: dict[str, int] | None
-    #: Which blocks are complete, shared by the threads of a run; None in worker
-    #: processes, which see only their own blocks.
-    done: np.ndarray | None
-    #: Whether blocks share input chunks (halos): if not, reads skip the cache.
-    shared: bool
-    #: How much lower than the caller's the job threads' CPU priority is.
-    nice: int
-    #: The thread iterating the run, which runs jobs itself when there is one.
-    caller: int
-    #: Writes chunks to their files directly, where that is what zarr would do.
-    writer: ChunkWriter | None
-    #: Checked before writing: the run still owns its output (None: not local).
-    fence: Fence | None
-    #: Builds the coarser levels' chunks inside the block (OME-Zarr outputs).
-    in_block: InBlock | None = None
-
-    def __call__(
-        self, index: int, ranking: Ranking | None = None
-    ) -> tuple[int, Box, float, bytes, list[tuple[int, tuple[int, ...], bytes]]]:
-        if self.nice and threading.get_native_id() != self.caller:
-            _lower_priority(self.nice)
-        if self.zarr_config is not None:
-            zarr.config.set(self.zarr_config)
-        began = time.perf_counter()
-        block = self.plan.block(index)
-        where = f"block {index} (output {_format_box(block.box)})"
-        try:
-            data = evaluate(
-                self.plan.op,
-                self.source.shape,
-                self.source.dtype,
-                functools.partial(self.source.read, cached=self.shared),
-                block.box,
-            )
-            written = write_box(self.output, block.box, data, self.writer, self.fence)
-            built = (
-                [] if self.in_block is None else self.in_block.build(block.box, data)
-            )
-        except BlockError as error:
-            raise BlockError(f"{where}: {error}") from error
-        except OSError as error:
-            raise BlockError(
-                f"{where} could not be written: {reason(error, _where(self.output))}"
-            ) from error
-        except (Exception, SystemExit) as error:
-            raise BlockError(
-                f"{where} failed: {type(error).__name__}: {error}"
-            ) from error
-        rank = None if ranking is None else ranking.rank
-        if self.done is not None:
-            self.done[index] = True
-            done = self.done
-            pending = lambda other: not done[other]  # noqa: E731
-        else:
-            # Blocks are dispatched in rank order: assume the earlier ones are done.
-            when = (lambda other: other) if rank is None else rank
-            mine = when(index)
-            pending = lambda other: when(other) > mine  # noqa: E731
-        self.source.release(
-            block.input_box, lambda chunk: self.plan.still_read(chunk, pending, rank)
-        )
-        return index, block.box, time.perf_counter() - began, written, built
-
-
-def _where(output: Any) -> str:
-    """An output's location, for messages."""
-    store = output.store_path.store if isinstance(output, zarr.Array) else output
-    root = local_root(store)
-    return str(root) if root is not None else str(store)
-
-
-def _format_box(box: Box) -> str:
-    return (
-        "["
-        + ", ".join(f"{a}:{b}" for a, b in zip(box.start, box.stop, strict=True))
-        + "]"
-    )
-
-
-def _json(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+        releases[0]()
+    finally:
+        if releases[1:]:
+            _let_go(*releases[1:])
 
 
 class Run:
@@ -323,8 +148,7 @@ class Run:
         plan: Plan,
         output: Output | zarr.Array,
         *,
-        n_jobs: int,
-        backend: str,
+        executor: Executor,
         cancel: CancelToken,
         nice: int = 0,
         claim: Claim | None = None,
@@ -348,13 +172,15 @@ class Run:
         self.levels_built: tuple[tuple[int, Box], ...] = ()
         self.cancel_token = cancel
         self.run_id = claim.lock.run_id if claim and claim.lock else new_run_id()
-        self._n_jobs = n_jobs
-        self._backend = backend
+        self.executor = executor
         self._nice = nice
         self._claim = claim or Claim(None, None)
         self._resumed = resumed
-        # However the run ends, even unstarted and dropped, its lock is let go.
-        self._release = weakref.finalize(self, self._claim.release)
+        # However the run ends, even unstarted and dropped, its lock is let go and
+        # its executor closed.
+        self._release = weakref.finalize(
+            self, _let_go, self._claim.release, executor.close
+        )
         self._ledger = Ledger.of(self.output)
         self._done_mask = self._ledger.done(len(plan))
         #: Blocks already complete when the run started (from an earlier run); on
@@ -419,12 +245,12 @@ class Run:
         """How many of the wanted blocks ``mask`` says."""
         return int((mask if self.wanted is None else mask & self.wanted).sum())
 
-    def _tasks(self, job: _Job, done: Any) -> Iterator[Any]:
+    def _tasks(self, done: Any) -> Iterator[Any]:
         todo = ~done if self.wanted is None else self.wanted & ~done
-        for index, ranking in self._order.iter_blocks(todo):
+        for task in self._order.iter_blocks(todo):
             if self.cancel_token.cancelled:
                 return
-            yield joblib.delayed(job)(index, ranking)
+            yield task
 
     def _check_resumed(self) -> None:
         """Before trusting an earlier run's blocks, decode their chunks.
@@ -436,7 +262,9 @@ class Run:
         if root is not None:
             remove_partials(root)
         trusted = np.flatnonzero(self._done_mask)
-        damaged = check_blocks(self.output, self.plan, trusted, self._n_jobs)
+        # Decoded here, in the driver, whatever the backend.
+        jobs = max(1, min(self.executor.workers, joblib.cpu_count()))
+        damaged = check_blocks(self.output, self.plan, trusted, jobs)
         for index in damaged:
             # Its chunks go too: zarr reads a shard before writing into it.
             box = self.plan.block(index).box
@@ -446,7 +274,7 @@ class Run:
             self._damaged.append(box)
         for level in self.target.levels[1:]:
             # A damaged chunk of a level is built again from the level below.
-            for problem in check_level(level, self._n_jobs):
+            for problem in check_level(level, jobs):
                 forget_block(level, block_box(problem.block, level.shape, level.chunks))
                 Ledger.of(level).unmark(problem.block)
         self.done_at_start = self._count(self._done_mask)
@@ -468,7 +296,7 @@ class Run:
         listing = list_input(self.source.array)
         if listing is not None:
             if self._resumed:
-                _check_fingerprint(self.target, listing.summary())
+                check_fingerprint(self.target, listing.summary())
             fields["input_fingerprint"] = listing.summary()
             # The run's own view: previews share the source and must not see it.
             self.source = dataclasses.replace(self.source, listing=listing)
@@ -478,7 +306,8 @@ class Run:
             self.target.update(drop=("error",), **fields)
         except OSError as error:
             raise BlockError(
-                f"the output could not be updated: {reason(error, _where(self.output))}"
+                "the output could not be updated: "
+                f"{reason(error, where_is(self.output))}"
             ) from None
 
     def _mark(self, index: int, written: bytes) -> None:
@@ -487,7 +316,7 @@ class Run:
         except OSError as error:
             raise BlockError(
                 f"block {index} could not be recorded in the ledger: "
-                f"{reason(error, _where(self.output))}"
+                f"{reason(error, where_is(self.output))}"
             ) from None
 
     def _pyramid(self, fence: Fence | None) -> Pyramid | None:
@@ -515,7 +344,8 @@ class Run:
             raise
         total = self.total
         done = self.done_at_start
-        config = _zarr_concurrency(self._n_jobs)
+        executor = self.executor
+        config = executor.zarr_config()
         fence = self._claim.fence()
         try:
             pyramid = self._pyramid(fence)
@@ -523,14 +353,17 @@ class Run:
             self._finish(Status.FAILED, done, str(error), failing=True)
             raise BlockError(
                 "the output's levels could not be read: "
-                f"{reason(error, _where(self.output))}"
+                f"{reason(error, where_is(self.output))}"
             ) from None
-        job = _Job(
+        if fence is not None and executor.detached:
+            # Its workers are not this process's children: no watchdog there.
+            fence = dataclasses.replace(fence, driver=None)
+        job = Job(
             self.source,
             self.plan,
             self.output,
-            config if self._backend != "threading" else None,
-            self._done_mask.copy() if self._backend == "threading" else None,
+            None if executor.shares_memory else config,
+            self._done_mask.copy() if executor.shares_memory else None,
             self.plan.shares_input(self.source.chunks or self.source.shape),
             self._nice,
             threading.get_native_id(),
@@ -540,13 +373,7 @@ class Run:
             if pyramid is None
             else InBlock.of(self.target.levels, pyramid.method, fence),
         )
-        parallel = joblib.Parallel(
-            n_jobs=self._n_jobs,
-            backend=self._backend,
-            return_as="generator_unordered",
-            batch_size=1,
-        )
-        results = parallel(self._tasks(job, self._done_mask))
+        results = executor.map_unordered(job, self._tasks(self._done_mask))
         status, error_text, failure = Status.FAILED, None, None
         try:
             with zarr.config.set(config):
@@ -587,15 +414,11 @@ class Run:
             # Building a pyramid level: the blocks are fine, the level is not.
             error_text = failure = (
                 "a pyramid level could not be written: "
-                f"{reason(error, _where(self.output))}"
+                f"{reason(error, where_is(self.output))}"
             )
             raise BlockError(failure) from None
         finally:
-            with warnings.catch_warnings():
-                # Closing early leaves results unread; joblib warns of each.
-                warnings.filterwarnings("ignore", "tasks have been successfully")
-                warnings.filterwarnings("ignore", ".*tasks which were still being")
-                results.close()
+            results.close()
             if pyramid is not None:
                 pyramid.close()
             self._finish(status, done, error_text, failing=failure is not None)
@@ -633,462 +456,12 @@ class Run:
                 self._release()
                 raise BlockError(
                     "every block was written, but the output's status could not be "
-                    f"recorded: {reason(problem, _where(self.output))}"
+                    f"recorded: {reason(problem, where_is(self.output))}"
                 ) from None
         finally:
             if done > self.done_at_start:
                 self._claim.purge()
             self._release()
-
-
-def _check_backend(backend: str, store: Any) -> None:
-    if backend not in BACKENDS:
-        raise ChunkwiseError(
-            f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}"
-        )
-    if backend != "threading" and isinstance(store, MemoryStore):
-        raise ChunkwiseError(
-            f"the {backend} backend runs in other processes and cannot write to an "
-            "in-memory store; write to a path"
-        )
-
-
-def _recipe(
-    source: Source, plan: Plan, zarr_format: int, codec: str, levels: int | None
-) -> dict[str, Any]:
-    output = plan.describe() | {"zarr_format": zarr_format, "codec": codec}
-    if levels is not None:
-        output |= {"format": "ome-zarr", "levels": levels}
-    return _json(
-        {"operation": plan.op.to_dict(), "input": source.describe(), "output": output}
-    )
-
-
-def _check_existing(
-    found: Existing, *, overwrite: bool, resume: bool, force: bool
-) -> None:
-    """Refuse, before planning, what an existing output rules out."""
-    kind = found.found
-    if kind in (Found.NOTHING, Found.EMPTY):
-        return
-    if kind is Found.OTHER:
-        detail = f" ({found.detail})" if found.detail else ""
-        raise ChunkwiseError(
-            f"the output location holds {kind.value}{detail}; refusing to replace it"
-        )
-    if resume and kind is not Found.CHUNKWISE:
-        detail = f" ({found.detail})" if found.detail else ""
-        raise ChunkwiseError(
-            f"cannot resume: the output holds {kind.value}{detail}; "
-            + (
-                "use overwrite to start again"
-                if kind is Found.BROKEN
-                else "refusing to touch it"
-            )
-        )
-    if kind is Found.FOREIGN and overwrite and not force:
-        raise ChunkwiseError(
-            f"the output holds {kind.value}; refusing to replace it (pass force "
-            "(--force) with overwrite to replace it anyway)"
-        )
-    if not (overwrite or resume):
-        hint = (
-            "pass overwrite (--overwrite) to replace it or resume (--resume) to "
-            "finish it"
-            if kind is not Found.FOREIGN
-            else "choose another output"
-        )
-        raise ChunkwiseError(f"the output already exists ({kind.value}); {hint}")
-
-
-def _check_not_input(source: Source, found: Existing) -> None:
-    """Refuse an output whose array is the input seen by another name (a URL)."""
-    if found.array is None or not isinstance(source.array, zarr.Array):
-        return
-    mine, theirs = provenance(found.array), provenance(source.array)
-    # Every run (and sample) records its own id: two arrays with one are one array.
-    if mine.get("run_id") and mine.get("run_id") == theirs.get("run_id"):
-        raise ChunkwiseError(
-            "the output holds the same array as the input (identical provenance, "
-            f"run {mine.get('run_id', '?')}); refusing to replace the input"
-        )
-
-
-def _check_recipe(found: Existing, recipe: dict[str, Any]) -> None:
-    stored = provenance(found.array).get("recipe")
-    if stored != recipe:
-        differs = sorted(
-            k
-            for k in recipe
-            if not isinstance(stored, dict) or stored.get(k) != recipe[k]
-        )
-        raise ChunkwiseError(
-            "cannot resume: the existing output was made with a different "
-            f"{' and '.join(differs or ['recipe'])}; use overwrite to start again"
-        )
-
-
-def _check_fingerprint(output: Output, fingerprint: dict[str, Any]) -> None:
-    before = output.provenance.get("input_fingerprint")
-    change = changes(before, fingerprint) if isinstance(before, dict) else None
-    if change:
-        raise ChunkwiseError(
-            "cannot resume: the input changed since this output was started "
-            f"({change}); use overwrite to start again"
-        )
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
-
-
-def _compression(source: Source, samples: int = 16) -> float:
-    """Stored over decoded bytes, over a few of the input's chunks (1.0 if unknown).
-
-    Chunks never written count as empty, as they are: sparse data compresses well.
-    """
-    array = source.array
-    if not isinstance(array, zarr.Array):
-        return 1.0
-    unit = stored_units(array)
-    grid = [math.ceil(n / c) for n, c in zip(array.shape, unit, strict=True)]
-    count = math.prod(grid)
-    picks = sorted({int(i) for i in np.linspace(0, count - 1, min(samples, count))})
-    stored = 0
-    for flat in picks:
-        key = chunk_key(array, np.unravel_index(flat, grid))
-        with contextlib.suppress(Exception):
-            stored += sync(array.store_path.store.getsize(key))
-    decoded = len(picks) * math.prod(unit) * source.dtype.itemsize
-    return stored / decoded if decoded else 1.0
-
-
-def stored_estimate(plan: Plan, source: Source) -> int:
-    """Bytes ``plan``'s output takes on disk, compressing as well as the input.
-
-    At best 100x smaller than uncompressed; never larger.
-    """
-    ratio = _compression(source)
-    return int(plan.bytes_written * min(1.0, max(ratio, 0.01)))
-
-
-def _physical_memory() -> int | None:
-    """The machine's memory in bytes, None where the system does not say."""
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return None
-
-
-def _check_resources(plan: Plan, store: Any, n_jobs: int, source: Source) -> None:
-    """Refuse a run that cannot fit in memory or on the output's disk.
-
-    Memory: the blocks in flight. Disk: the output's size compressed as well as the
-    input is (at best 100x), against the free space where it goes.
-    """
-    physical = _physical_memory()
-    if physical:
-        need = plan.peak_bytes_per_job * n_jobs
-        if need > 0.8 * physical:
-            raise ChunkwiseError(
-                f"the run needs about {_gib(need)} of memory ({n_jobs} jobs on blocks "
-                f"of {plan.block_shape} with their halos), more than this machine's "
-                f"{_gib(physical)} allows; use a smaller block or fewer jobs"
-            )
-    root = local_root(store)
-    if root is None:
-        return
-    estimate = stored_estimate(plan, source)
-    folder = root
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return
-    if estimate > free:
-        raise ChunkwiseError(
-            f"the output needs about {_gib(estimate)} ({_gib(plan.bytes_written)} "
-            f"uncompressed, compressing like the input), but {folder} has "
-            f"{_gib(free)} free; free some space, or pass check_space=False "
-            "(--no-space-check) if it compresses better"
-        )
-
-
-def _open_output(
-    store: Any,
-    found: Existing,
-    recipe: dict[str, Any],
-    plan: Plan,
-    *,
-    resume: bool,
-    image: Multiscale | None,
-    labels: bool = False,
-) -> Output:
-    layout = recipe["output"]
-    if resume and found.found is Found.CHUNKWISE:
-        output = open_output(store, mode="r+")
-        if output.provenance.get("recipe") != recipe:
-            raise ChunkwiseError("the output changed while this run started; try again")
-        problem = layout_mismatch(output.base, layout)
-        if problem is None and len(output.levels) != layout.get("levels", 1):
-            problem = (
-                f"it has {len(output.levels)} levels, its run record "
-                f"{layout.get('levels', 1)}"
-            )
-        if problem:
-            raise ChunkwiseError(
-                f"cannot resume: {problem}; use overwrite to start again"
-            )
-        return output
-    attributes: dict[str, Any] = {
-        "version": __version__,
-        "operation": recipe["operation"],
-        "input": recipe["input"],
-        "recipe": recipe,
-        "status": Status.CREATED.value,
-        # What the output holds, for readers (napari's layer type); not in the
-        # recipe, which says how it is computed.
-        "labels": labels,
-    }
-    zarr_format = layout["zarr_format"]
-    replace = found.found is not Found.NOTHING
-    if image is None:
-        array = create_output(
-            store,
-            shape=plan.shape,
-            dtype=plan.dtype,
-            chunks=plan.chunks,
-            shards=plan.shards,
-            zarr_format=zarr_format,
-            codec=layout["codec"],
-            attributes=attributes,
-            overwrite=replace,
-        )
-        return Output.of(array)
-    # Locally the levels come first and the group's metadata last: a run killed
-    # in between leaves levels without chunks, which the next run clears.
-    local = local_root(store) is not None
-    group = (
-        None
-        if local
-        else create_image(
-            store,
-            image,
-            zarr_format,
-            attributes={ATTRIBUTE: attributes},
-            overwrite=replace,
-        )
-    )
-    shapes = level_shapes(plan.shape, image.spatial, len(image.levels), 1)
-    levels = []
-    for level, shape in zip(image.levels, shapes, strict=True):
-        first = level is image.levels[0]
-        chunks = tuple(min(c, n) for c, n in zip(plan.chunks, shape, strict=True))
-        levels.append(
-            create_output(
-                store,
-                name=level.path,
-                shape=shape,
-                dtype=plan.dtype,
-                chunks=plan.chunks if first else chunks,
-                shards=plan.shards if first else None,
-                zarr_format=zarr_format,
-                codec=layout["codec"],
-                attributes=None,
-                dimension_names=tuple(axis["name"] for axis in image.axes),
-            )
-        )
-    if group is None:
-        # zarr made the group (without attributes) with the first level.
-        group = zarr.open_group(store=store, mode="r+")
-        group.update_attributes(image.attributes(zarr_format) | {ATTRIBUTE: attributes})
-    return Output(group, tuple(levels))
-
-
-def _pyramid_plan(plan: Plan, source: Source, n_jobs: int) -> Plan:
-    """``plan`` with blocks of whole 2x2x2 groups of chunks, where memory allows.
-
-    A worker then builds level 1's chunks from its block in memory (`InBlock`)
-    instead of the pyramid thread reading level 0 back: a conversion's blocks are
-    single chunks otherwise. Blocks grow at most 8 times, and the jobs' memory at most
-    a quarter of the machine's.
-    """
-    unit = plan.shards or plan.chunks
-    spatial = source.spatial
-    block = tuple(
-        math.lcm(u, 2 * c) * math.ceil(b / math.lcm(u, 2 * c))
-        if axis in spatial and n > c
-        else b
-        for axis, (b, u, c, n) in enumerate(
-            zip(plan.block_shape, unit, plan.chunks, plan.shape, strict=True)
-        )
-    )
-    if block == plan.block_shape:
-        return plan
-    block = tuple(
-        min(b, -(-n // u) * u) for b, n, u in zip(block, plan.shape, unit, strict=True)
-    )
-    aligned = make_plan(
-        source,
-        plan.op,
-        chunks=plan.chunks,
-        shards=plan.shards,
-        block=block,
-        n_jobs=n_jobs,
-    )
-    physical = _physical_memory() or 0
-    growth = aligned.peak_bytes_per_job / max(plan.peak_bytes_per_job, 1)
-    fits = aligned.peak_bytes_per_job * n_jobs <= physical / 4
-    return aligned if growth <= 8 and fits else plan
-
-
-def _image(
-    source: Source,
-    plan: Plan,
-    store: Any,
-    *,
-    levels: int | None,
-    labels: bool,
-    placement: tuple[Any, Any] = (None, None),
-) -> Multiscale:
-    """The NGFF image of the output, with its pyramid.
-
-    It has the input's axes and place (``placement``'s scale and translation where
-    given), scaled by the operation.
-    """
-    if len(source.shape) < 2:
-        raise ChunkwiseError(
-            "an OME-Zarr image has 2 to 5 axes; write 1D data as a plain Zarr "
-            "array (format='zarr')"
-        )
-    base = placed(source.image or plain(source.shape), *placement)
-    image = resampled(base, base.levels[0], plan.op.voxel_scale(len(plan.shape)))
-    count = len(level_shapes(plan.shape, image.spatial, levels, SMALLEST_LEVEL))
-    root = local_root(store)
-    name = base.name or (root.name.split(".")[0] if root is not None else None)
-    unchanged = all(isinstance(step, ops.copy) for step in plan.op.steps)
-    image = dataclasses.replace(image, labels=labels)
-    return pyramid(
-        image, count, method=method_for(labels), name=name, keep_omero=unchanged
-    )
-
-
-def _is_labels(source: Source, op: Operation) -> bool:
-    """Whether the output holds labels or a mask (its levels are reduced by mode)."""
-    labels = source.image is not None and source.image.labels
-    return op.labels_from(labels or source.dtype == bool)
-
-
-def _check_format(format: str | None, out: Any, levels: Any) -> str:
-    if format is None:
-        if isinstance(out, str | os.PathLike):
-            name = os.fspath(out)
-        else:
-            root = local_root(out)
-            name = "" if root is None else str(root)
-        format = "ome-zarr" if name.rstrip("/").endswith(".ome.zarr") else "zarr"
-    if format not in FORMATS:
-        raise ChunkwiseError(
-            f"format must be one of {', '.join(FORMATS)}; got {format!r}"
-        )
-    if levels is not None:
-        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-            raise ChunkwiseError(
-                f"levels must be a whole number >= 1 (1: no pyramid), got {levels!r}"
-            )
-        if format != "ome-zarr":
-            raise ChunkwiseError("levels needs format='ome-zarr' (--format ome-zarr)")
-    return format
-
-
-def wanted_blocks(plan: Plan, source: Source, region: Any) -> np.ndarray | None:
-    """Which blocks write the output over ``region`` of the input (None: all).
-
-    ``region`` is in input voxels: a `Box`, a tuple of slices, or text such as
-    ``"0:64,100:900,100:900"`` (one ``start:stop`` per axis, either end left out
-    for the edge).
-    """
-    if region is None:
-        return None
-    out = _output_box(plan, source, region)
-    # Blocks tile the output on a grid: those over `out` are one slice of it.
-    wanted = np.zeros(plan.grid, dtype=bool)
-    wanted[
-        tuple(
-            slice(a // b, -(-c // b))
-            for a, c, b in zip(out.start, out.stop, plan.block_shape, strict=True)
-        )
-    ] = True
-    return wanted.ravel()
-
-
-def priority_boxes(plan: Plan, source: Source, priority: Any) -> list[Box]:
-    """The output boxes over ``priority``: one region of the input, or a list."""
-    if priority is None:
-        return []
-    regions = priority if isinstance(priority, list) else [priority]
-    return [_output_box(plan, source, region) for region in regions]
-
-
-def _output_box(plan: Plan, source: Source, region: Any) -> Box:
-    """The output voxels over ``region`` of the input (see `wanted_blocks`)."""
-    if isinstance(region, str):
-        region = _parse_region(region, len(source.shape))
-    box, _ = region_box(region, source.shape)
-    voxel = plan.op.voxel_scale(len(source.shape))
-    out = Box(
-        tuple(
-            math.floor(Fraction(a) / Fraction(v).limit_denominator(1 << 20))
-            for a, v in zip(box.start, voxel, strict=True)
-        ),
-        tuple(
-            math.ceil(Fraction(b) / Fraction(v).limit_denominator(1 << 20))
-            for b, v in zip(box.stop, voxel, strict=True)
-        ),
-    ).clip(plan.shape)
-    if any(a >= b for a, b in zip(out.start, out.stop, strict=True)):
-        raise ChunkwiseError(f"the region {region} covers no output voxel")
-    return out
-
-
-def _parse_region(text: str, ndim: int) -> tuple[slice, ...]:
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != ndim:
-        raise ChunkwiseError(
-            f"region {text!r} has {len(parts)} ranges for an input of {ndim} axes; "
-            "write one start:stop per axis, as in 0:64,0:512,0:512"
-        )
-    slices = []
-    for part in parts:
-        ends = part.split(":")
-        try:
-            if len(ends) != 2:
-                raise ValueError
-            start, stop = (int(e) if e.strip() else None for e in ends)
-        except ValueError:
-            raise ChunkwiseError(
-                f"region range {part!r} is not start:stop with whole numbers"
-            ) from None
-        slices.append(slice(start, stop))
-    return tuple(slices)
-
-
-def _check_flags(
-    codec: Any, cancel: Any, *, overwrite: bool, resume: bool, force: bool
-) -> None:
-    if codec is not None and not isinstance(codec, str):
-        raise ChunkwiseError(f"codec must be text such as 'zstd:3', got {codec!r}")
-    if cancel is not None and not isinstance(cancel, CancelToken):
-        raise ChunkwiseError(
-            f"cancel must be a chunkwise.CancelToken, got {type(cancel).__name__}"
-        )
-    if overwrite and resume:
-        raise ChunkwiseError(
-            "overwrite and resume exclude each other: overwrite starts again, "
-            "resume finishes the existing output"
-        )
-    if force and not overwrite:
-        raise ChunkwiseError("force only applies with overwrite")
 
 
 def iter_process(
@@ -1098,6 +471,7 @@ def iter_process(
     *,
     n_jobs: int | None = None,
     backend: str = "threading",
+    scheduler: Any = None,
     chunks: Sequence[int] | None = None,
     shards: Sequence[int] | None = None,
     block: Sequence[int] | None = None,
@@ -1150,22 +524,78 @@ def iter_process(
     True
     """
     op = as_operation(op)
-    _check_flags(codec, cancel, overwrite=overwrite, resume=resume, force=force)
-    n_jobs = check_n_jobs(n_jobs)
+    check_flags(codec, overwrite=overwrite, resume=resume, force=force)
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise ChunkwiseError(
+            f"cancel must be a chunkwise.CancelToken, got {type(cancel).__name__}"
+        )
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise ChunkwiseError(f"nice must be a whole number from 0 to 19, got {nice!r}")
-    format = _check_format(format, out, levels)
+    format = check_format(format, out, levels)
     opened = open_source(
         source, cache_bytes=cache_bytes, missing=missing, timeout=timeout, level=level
     )
     opened = with_axes(opened, axes)
     op = fit_axes(op, opened.spatial, len(opened.shape))
     store = output_store(out)
-    _check_backend(backend, store)
     check_output_location(store, opened)
     found = inspect_output(store)
-    _check_existing(found, overwrite=overwrite, resume=resume, force=force)
-    _check_not_input(opened, found)
+    check_existing(found, overwrite=overwrite, resume=resume, force=force)
+    check_not_input(opened, found)
+    executor = open_executor(backend, n_jobs, scheduler)
+    try:
+        executor.check_output(store)
+        return _begin(
+            opened,
+            op,
+            store,
+            found,
+            executor,
+            chunks=chunks,
+            shards=shards,
+            block=block,
+            zarr_format=zarr_format,
+            codec=codec,
+            overwrite=overwrite,
+            resume=resume,
+            check_space=check_space,
+            format=format,
+            levels=levels,
+            region=region,
+            placement=(scale, translation),
+            cancel=cancel or CancelToken(),
+            nice=nice,
+            priority=priority,
+        )
+    except BaseException:
+        executor.close()
+        raise
+
+
+def _begin(
+    opened: Source,
+    op: Operation,
+    store: Any,
+    found: Existing,
+    executor: Executor,
+    *,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | None,
+    block: Sequence[int] | None,
+    zarr_format: int | None,
+    codec: str | None,
+    overwrite: bool,
+    resume: bool,
+    check_space: bool,
+    format: str,
+    levels: int | None,
+    region: Any,
+    placement: tuple[Any, Any],
+    cancel: CancelToken,
+    nice: int,
+    priority: Any,
+) -> Run:
+    """Plan, lay out and create the output, once the executor says its jobs."""
     resuming = resume and found.found is Found.CHUNKWISE
     # On resume, what was not given is taken from the output being finished, so that
     # resuming with another job count (which sizes blocks) still matches.
@@ -1180,17 +610,18 @@ def iter_process(
         chunks=chunks,
         shards=shards,
         block=block if block is not None else stored.get("block_shape"),
-        n_jobs=n_jobs,
+        n_jobs=executor.workers,
     )
     if format == "ome-zarr" and block is None and not stored:
-        plan = _pyramid_plan(plan, opened, n_jobs)
+        plan = pyramid_plan(plan, opened, executor.workers)
     # More jobs than blocks would only start idle threads or processes.
-    n_jobs = max(1, min(n_jobs, len(plan)))
+    executor.limit(len(plan))
     zarr_format = zarr_format or stored.get("zarr_format", 3)
     codec = codec or stored.get("codec", "zstd")
     wanted = wanted_blocks(plan, opened, region)
-    labels = _is_labels(opened, plan.op)
+    labels = is_labels(opened, plan.op)
     image = None
+    scale, translation = placement
     if format == "ome-zarr":
         if levels is None and isinstance(stored.get("levels"), int):
             levels = stored["levels"]
@@ -1199,7 +630,7 @@ def iter_process(
             check_placement("scale", scale, ndim, positive=True),
             check_placement("translation", translation, ndim, positive=False),
         )
-        image = _image(
+        image = output_image(
             opened, plan, store, levels=levels, labels=labels, placement=placement
         )
     elif scale is not None or translation is not None:
@@ -1207,35 +638,34 @@ def iter_process(
             "scale and translation need format='ome-zarr': a plain array has no "
             "place to record them"
         )
-    recipe = _recipe(
+    recipe = make_recipe(
         opened, plan, zarr_format, codec, None if image is None else len(image.levels)
     )
     if resuming:
-        _check_recipe(found, recipe)
+        check_recipe(found, recipe)
     if check_space:
-        _check_resources(plan, store, n_jobs, opened)
+        check_resources(plan, store, executor.workers, opened)
     claim = claim_output(store, found, run_id=new_run_id(), replace=overwrite)
     try:
-        output = _open_output(
+        output = open_output_for(
             store, found, recipe, plan, resume=resuming, image=image, labels=labels
         )
     except OSError as error:
         claim.abandon()
         raise ChunkwiseError(
-            f"cannot create the output: {reason(error, _where(store))}"
+            f"cannot create the output: {reason(error, where_is(store))}"
         ) from None
     except BaseException:
         claim.abandon()
         raise
     if opened.cache_bytes is None:
-        opened.cache.max_bytes = cache_budget(opened, plan, n_jobs)
+        opened.cache.max_bytes = cache_budget(opened, plan, executor.workers)
     return Run(
         opened,
         plan,
         output,
-        n_jobs=n_jobs,
-        backend=backend,
-        cancel=cancel or CancelToken(),
+        executor=executor,
+        cancel=cancel,
         nice=nice,
         claim=claim,
         resumed=resuming,
@@ -1252,6 +682,7 @@ def process(
     *,
     n_jobs: int | None = None,
     backend: str = "threading",
+    scheduler: Any = None,
     chunks: Sequence[int] | None = None,
     shards: Sequence[int] | None = None,
     block: Sequence[int] | None = None,
@@ -1290,10 +721,23 @@ def process(
         Where to write: a directory path, an fsspec URL, a zarr store, or None for
         a new in-memory store.
     n_jobs : int, optional
-        Parallel jobs; default all cores. Negative counts back from all cores.
-    backend : {"threading", "loky"}
-        joblib backend. Threads suit scipy.ndimage, which releases the GIL; loky
-        runs separate processes, for functions that hold the GIL.
+        Blocks computed at once. With ``threading`` and ``loky``: threads or
+        processes, default all cores, a negative count counting back from all
+        cores. With ``dask``: the worker processes of ``scheduler="local"``
+        (default all cores); on an existing cluster, a cap on the blocks running
+        at once (default every worker thread). Blocks are sized for it.
+    backend : {"threading", "loky", "dask"}
+        Where blocks run. ``threading``: threads of this process, right for
+        scipy.ndimage, which releases the GIL. ``loky``: processes on this
+        machine, for functions that hold the GIL. ``dask``: the workers of a
+        dask.distributed cluster (see ``scheduler``); they read the input and write
+        the output themselves, so both must be where every worker reaches them (a
+        shared file system, or an object store URL).
+    scheduler : str or distributed.Client, optional
+        With ``backend="dask"``: a scheduler address (``"tcp://host:8786"``),
+        ``"local"`` for a ``LocalCluster`` of ``n_jobs`` single-threaded worker
+        processes on this machine (closed when the run ends), or a connected
+        ``distributed.Client`` (left open).
     chunks : sequence of int, optional
         Output chunk shape (per axis, or per spatial axis). Default: the input's.
     shards : sequence of int, optional
@@ -1409,6 +853,7 @@ def process(
         out,
         n_jobs=n_jobs,
         backend=backend,
+        scheduler=scheduler,
         chunks=chunks,
         shards=shards,
         block=block,

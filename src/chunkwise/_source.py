@@ -46,7 +46,7 @@ class Source:
     array: Any
     location: str
     #: Budget of the decoded-chunk cache; None: `DEFAULT_CACHE_BYTES`, or for a run,
-    #: a budget sized from its plan (see `chunkwise._run.cache_budget`).
+    #: a budget sized from its plan (see `chunkwise._resources.cache_budget`).
     cache_bytes: int | None = None
     #: "fill": a chunk that was never written reads as the fill value, as in Zarr;
     #: "error": it stops the run (for copies that may be incomplete).

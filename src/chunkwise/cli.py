@@ -223,7 +223,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
-    from chunkwise._run import BACKENDS, FORMATS
+    from chunkwise._checks import FORMATS
+    from chunkwise._executors import BACKENDS
     from chunkwise._store import CODECS
 
     run = commands.add_parser(
@@ -278,9 +279,23 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "--jobs",
         type=_jobs,
         default=None,
-        help="parallel jobs (default: all cores)",
+        help="blocks at once (default: all cores; with --backend dask and a "
+        "scheduler address, every worker thread)",
     )
-    run.add_argument("--backend", choices=BACKENDS, default="threading")
+    run.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="threading",
+        help="where blocks run: threads here (default), loky processes here, or "
+        "the workers of a dask cluster",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --backend dask: a scheduler address (tcp://host:8786), or "
+        "'local' for a cluster of --jobs worker processes here (default: dask's "
+        "scheduler-address setting, else local)",
+    )
     run.add_argument("--chunks", type=_shape, help="output chunk shape, e.g. 64,64,64")
     run.add_argument(
         "--shards", type=_shape, help="Zarr v3 shard shape (multiple of chunks)"
@@ -413,6 +428,22 @@ def _seconds(text: str) -> float:
 # --------------------------------------------------------------- the commands
 
 
+def _quiet_distributed() -> None:
+    """Silence distributed's logs: the command says what went wrong in one line.
+
+    distributed logs a lost scheduler with tracebacks, through loggers it gives
+    their own levels when imported.
+    """
+    import contextlib
+    import logging
+
+    with contextlib.suppress(ImportError):
+        import distributed  # noqa: F401  (configures its loggers)
+    for name in [*logging.root.manager.loggerDict, "distributed"]:
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _run(args: argparse.Namespace) -> None:
     from chunkwise._run import process
     from chunkwise.ops import chain, parse
@@ -423,6 +454,8 @@ def _run(args: argparse.Namespace) -> None:
         )
     if args.force and not args.overwrite:
         raise ChunkwiseError("--force only applies with --overwrite")
+    if args.backend == "dask":
+        _quiet_distributed()
     op = chain(*(parse(spec) for spec in args.op or ["copy"]))
     if len(op.steps) == 1:
         op = op.steps[0]
@@ -432,6 +465,7 @@ def _run(args: argparse.Namespace) -> None:
         args.output,
         n_jobs=args.jobs,
         backend=args.backend,
+        scheduler=args.scheduler,
         chunks=args.chunks,
         shards=args.shards,
         block=args.block,

@@ -1,0 +1,265 @@
+"""A dask.distributed cluster: each block is one task, submitted a few at a time.
+
+Built on distributed's own ``Client.submit`` and ``as_completed``, not a task graph
+and not joblib's dask backend (its exceptions arrive wrapped, so ``retries`` cannot
+tell them apart). Workers read the input and write the output chunks to the store
+themselves; a task returns only the block's small record, and the driver alone
+writes the ledger, once the block's chunks are written.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import pickle
+import threading
+import uuid
+from concurrent.futures import CancelledError
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import dask
+from zarr.storage import MemoryStore
+
+from chunkwise._api import check_n_jobs
+from chunkwise.errors import BlockError, ChunkwiseError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+#: Tasks in flight per worker thread: enough to keep every thread busy while the
+#: driver records the last results, few enough that a plan of a million blocks
+#: never sits on the scheduler.
+IN_FLIGHT = 2
+#: How often a block is tried again after an I/O error (a flaky object store). A
+#: worker that dies is the scheduler's business: its tasks go to other workers.
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A block's computation failed: said once, never retried."""
+
+    message: str
+
+
+#: Per worker process: the job of the latest runs, by run token, so that a run's
+#: tasks on one worker share one input cache (halos decoded once).
+_JOBS: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_JOBS_LOCK = threading.Lock()
+#: A job pickled larger than this (an in-memory input) goes to each worker once.
+SCATTER_BYTES = 2**20
+
+
+def _run_block(token: str, job: Callable[..., Any], *task: Any) -> Any:
+    """Run one block on a worker.
+
+    The operation's own errors are the same on every try, so they come back as a
+    value; I/O errors are raised, and dask retries them.
+    """
+    with _JOBS_LOCK:
+        job = _JOBS.setdefault(token, job)
+        _JOBS.move_to_end(token)
+        while len(_JOBS) > 2:
+            _JOBS.popitem(last=False)
+    try:
+        return job(*task)
+    except BlockError as error:
+        if _cause(error, OSError):
+            raise
+        return _Failed(str(error))
+
+
+def _cause(error: BaseException | None, kind: type[BaseException]) -> bool:
+    """Whether ``error`` or an error it was raised from is a ``kind``."""
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__
+    return False
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ChunkwiseError(
+            "the dask backend needs dask.distributed: pip install 'distributed'"
+        ) from None
+    return distributed
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+class DaskExecutor:
+    """Blocks as tasks on a dask.distributed cluster.
+
+    ``scheduler`` is a ``distributed.Client`` (left open at the end), a scheduler
+    address such as ``tcp://10.0.0.5:8786``, or ``"local"``: a ``LocalCluster`` on
+    127.0.0.1 with ``n_jobs`` single-threaded worker processes, closed at the end.
+    None: dask's ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``), else
+    ``"local"``.
+    On a cluster, ``n_jobs`` caps the blocks running at once (None or -1: every
+    worker thread; -2: all but one).
+    """
+
+    name = "dask"
+    shares_memory = False
+    detached = True
+
+    def __init__(self, n_jobs: int | None, scheduler: Any) -> None:
+        distributed = _distributed()
+        self._owned: list[Any] = []
+        if scheduler is None:
+            # As distributed.Client() does: dask's setting, else a local cluster.
+            scheduler = dask.config.get("scheduler-address", None) or "local"
+        if isinstance(scheduler, distributed.Client):
+            self.client = scheduler
+            self.address = str(scheduler.scheduler.address)
+        elif scheduler == "local":
+            workers = check_n_jobs(n_jobs)
+            cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                # Any free port on the loopback: distributed's HTTP server starts
+                # even without a dashboard, on 8787 by default, where another
+                # cluster may be.
+                dashboard_address="127.0.0.1:0",
+            )
+            self._owned.append(cluster)
+            self.client = distributed.Client(cluster)
+            self._owned.insert(0, self.client)
+            self.address = "local"
+            n_jobs = None
+        elif isinstance(scheduler, str) and scheduler.strip():
+            self.address = scheduler.strip()
+            try:
+                self.client = distributed.Client(self.address, set_as_default=False)
+            except (OSError, ValueError, TypeError) as error:
+                raise ChunkwiseError(
+                    f"cannot reach the dask scheduler at {self.address}: "
+                    f"{_one_line(error)}"
+                ) from None
+            self._owned.append(self.client)
+        else:
+            raise ChunkwiseError(
+                "the dask backend needs a scheduler: an address such as "
+                "tcp://host:8786, 'local' for a cluster on this machine, or a "
+                f"distributed.Client; got {scheduler!r}"
+            )
+        try:
+            self.workers = self._slots(n_jobs)
+        except BaseException:
+            self.close()
+            raise
+
+    def _slots(self, n_jobs: int | None) -> int:
+        """Blocks at once: every worker thread, or ``n_jobs`` of them."""
+        # As long as reaching the scheduler may take: dask's connect timeout
+        # (distributed.comm.timeouts.connect, 30 s unless set).
+        timeout = dask.config.get("distributed.comm.timeouts.connect")
+        try:
+            self.client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError) as error:
+            raise ChunkwiseError(
+                f"the dask scheduler at {self.address} has no workers "
+                f"({_one_line(error)})"
+            ) from None
+        threads = sum(self.client.nthreads().values())
+        if n_jobs is None:
+            return threads
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+            check_n_jobs(n_jobs)  # says what is wrong with it
+        return n_jobs if n_jobs > 0 else max(1, threads + 1 + n_jobs)
+
+    def check_output(self, store: Any) -> None:
+        """Workers are other processes: they cannot see an in-memory store."""
+        if isinstance(store, MemoryStore):
+            raise ChunkwiseError(
+                "the dask backend runs on workers and cannot write to an in-memory "
+                "store; write to a path every worker sees, or a URL"
+            )
+
+    def limit(self, blocks: int) -> None:
+        """Fewer blocks than slots: the submission bound is lower, nothing else."""
+        self.workers = max(1, min(self.workers, blocks))
+
+    def zarr_config(self) -> dict[str, Any]:
+        """Workers keep zarr's own settings: their cores are their own."""
+        return {}
+
+    def map_unordered(
+        self, job: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]
+    ) -> Iterator[Any]:
+        """``job(*task)`` on the workers, at most `IN_FLIGHT` per slot at once."""
+        distributed = _distributed()
+        token = uuid.uuid4().hex
+        prefix = f"chunkwise-{token[:8]}-block"
+        # A job is a few kB (the plan, where the input and output are): each task
+        # carries it, so any worker, a restarted one too, can run any block. One
+        # holding an in-memory input goes to every worker once instead.
+        shared: Any = job
+        if len(pickle.dumps(job)) > SCATTER_BYTES:
+            [shared] = self.client.scatter([job], broadcast=True, hash=False)
+        pending = iter(tasks)
+        running = distributed.as_completed(loop=self.client.loop)
+        submitted: set[Any] = set()
+
+        def submit(count: int) -> None:
+            for task in itertools.islice(pending, count):
+                future = self.client.submit(
+                    _run_block,
+                    token,
+                    shared,
+                    *task,
+                    key=f"{prefix}-{task[0]}",
+                    pure=False,
+                    retries=RETRIES,
+                )
+                submitted.add(future)
+                running.add(future)
+
+        submit(IN_FLIGHT * self.workers)
+        try:
+            for future in running:
+                submitted.discard(future)
+                try:
+                    result = future.result()
+                except (CancelledError, OSError) as error:
+                    raise BlockError(self._lost(error)) from None
+                except distributed.KilledWorker as error:
+                    raise BlockError(
+                        f"a block killed every worker it ran on: {_one_line(error)}"
+                    ) from None
+                finally:
+                    future.release()
+                if isinstance(result, _Failed):
+                    raise BlockError(result.message)
+                submit(1)
+                yield result
+        finally:
+            if submitted:
+                with contextlib.suppress(Exception):
+                    self.client.cancel(list(submitted))
+            if isinstance(shared, distributed.Future):
+                with contextlib.suppress(Exception):
+                    shared.release()
+
+    def _lost(self, error: BaseException) -> str:
+        return (
+            f"lost the dask scheduler at {self.address} ({_one_line(error)}); the "
+            "finished blocks are kept: resume to finish"
+        )
+
+    def close(self) -> None:
+        """Close the client and cluster this executor started, not a given client."""
+        for thing in self._owned:
+            with contextlib.suppress(Exception):
+                thing.close()
+        self._owned.clear()
