@@ -5,15 +5,19 @@ the command line's modules load ends with the usual one line and exit code 130,
 not a traceback from the middle of an import.
 """
 
-from chunkwise._signals import report_stop, signals_as_interrupts
+from chunkwise._signals import hold, release, report_stop, signals_as_interrupts
 
 _restore = signals_as_interrupts()
+# Until main starts, a signal waits: the lines of the console script in between
+# are outside any handler.
+hold()
 
 
 def main() -> int:
     """Run the command line on ``sys.argv``; return the exit code."""
     try:
         try:
+            release()
             from chunkwise.cli import main as command
         except KeyboardInterrupt as stop:
             return report_stop(stop)

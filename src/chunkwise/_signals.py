@@ -20,6 +20,8 @@ STOP_SIGNALS = tuple(
 
 #: What each signal did before chunkwise took it over.
 _previous: dict[int, object] = {}
+#: Signals received while held (see `hold`); None: a signal raises at once.
+_held: list[int] | None = None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -33,7 +35,28 @@ class Interrupted(KeyboardInterrupt):
 def _interrupt(signum: int, frame: object) -> None:
     # A second signal of the same kind acts as it would have without chunkwise.
     signal.signal(signum, _previous.pop(signum, signal.SIG_DFL))
+    if _held is not None:
+        _held.append(signum)
+        return
     raise Interrupted(signum)
+
+
+def hold() -> None:
+    """Keep signals from raising until `release`: code outside any try runs now.
+
+    The console script's own lines run between importing chunkwise and calling
+    its ``main``; a signal there would end in a traceback.
+    """
+    global _held
+    _held = []
+
+
+def release() -> None:
+    """Raise `Interrupted` for the first signal held since `hold`, if any."""
+    global _held
+    held, _held = _held, None
+    if held:
+        raise Interrupted(held[0])
 
 
 def signals_as_interrupts() -> Callable[[], None]:
