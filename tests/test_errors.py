@@ -97,7 +97,7 @@ def test_unsupported_zarr_input_dtype(tmp_path):
 @pytest.mark.parametrize(
     ("options", "name"),
     [
-        ({"backend": "dask"}, "backend"),
+        ({"backend": "spark"}, "backend"),
         ({"codec": "brotli"}, "codec"),
         ({"codec": "zstd:high"}, "codec level"),
         ({"codec": "gzip:12"}, "gzip level"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +345,41 @@ def test_nice_lowers_the_job_threads_priority_and_never_the_callers(importable_t
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
     with pytest.raises(chunkwise.ChunkwiseError, match="nice must be"):
         chunkwise.process(data, op, nice=20)
+
+
+def test_a_run_dropped_mid_way_in_zarrs_event_loop_records_its_end(tmp_path):
+    """Garbage collection may close a dropped run in zarr's own loop thread."""
+    import gc
+
+    from chunkwise._zarr_compat import sync
+
+    out = tmp_path / "o.zarr"
+    run = chunkwise.iter_process(
+        np.zeros((64, 64, 64), np.uint8),
+        ops.gaussian(1),
+        out,
+        chunks=(16, 16, 16),
+        n_jobs=1,
+    )
+    next(run)
+    holder = [run]
+    del run
+
+    async def collect() -> None:
+        holder.clear()
+        gc.collect()
+
+    sync(collect())
+    deadline = time.monotonic() + 30
+    status = None
+    while time.monotonic() < deadline:
+        status = zarr.open_array(out, mode="r").attrs["chunkwise"]["status"]
+        if status != "running":
+            break
+        time.sleep(0.05)
+    assert status == "cancelled"
+    # Its lock is let go: the output can be resumed at once.
+    result = chunkwise.process(
+        np.zeros((64, 64, 64), np.uint8), ops.gaussian(1), out, resume=True
+    )
+    assert result.attrs["chunkwise"]["status"] == "complete"

@@ -1,4 +1,4 @@
-"""Planning a run without running it, and the checks that every entry point shares."""
+"""The checks that every entry point shares: job counts and regions."""
 
 from __future__ import annotations
 
@@ -9,56 +9,12 @@ from typing import TYPE_CHECKING, Any
 import joblib
 
 from chunkwise._geometry import Box
-from chunkwise._plan import Plan, make_plan
-from chunkwise._source import open_source, with_axes
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._axes import fit_axes
-from chunkwise.ops._catalogue import as_operation
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    pass
 
-    from chunkwise.ops import Operation
-
-__all__ = ["check_n_jobs", "plan"]
-
-
-def plan(
-    source: Any,
-    op: Operation,
-    *,
-    chunks: Sequence[int] | None = None,
-    shards: Sequence[int] | None = None,
-    block: Sequence[int] | None = None,
-    n_jobs: int | None = None,
-    axes: str | None = None,
-) -> Plan:
-    """Describe a run without running it: output layout, blocks and estimates.
-
-    Parameters
-    ----------
-    source, op, chunks, shards, block, n_jobs, axes
-        As for `chunkwise.process`.
-
-    Returns
-    -------
-    Plan
-        ``len(plan)`` blocks, ``plan.block(i)`` for any of them (made on demand),
-        ``bytes_read``, ``bytes_written`` and ``peak_bytes_per_job`` estimates.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from chunkwise import ops
-    >>> p = plan(np.zeros((256, 256, 256), np.uint8), ops.downsample(2), n_jobs=2)
-    >>> p.shape, p.chunks
-    ((128, 128, 128), (64, 64, 64))
-    """
-    op = as_operation(op)
-    jobs = check_n_jobs(n_jobs)
-    opened = with_axes(open_source(source), axes)
-    op = fit_axes(op, opened.spatial, len(opened.shape))
-    return make_plan(opened, op, chunks=chunks, shards=shards, block=block, n_jobs=jobs)
+__all__ = ["check_n_jobs"]
 
 
 def check_n_jobs(n_jobs: object) -> int:

@@ -103,7 +103,11 @@ def check_fingerprint(output: Output, fingerprint: dict[str, Any]) -> None:
         )
 
 
-def check_format(format: str | None, out: Any, levels: Any) -> str:
+def output_format(format: str | None, out: Any, levels: int | None) -> str:
+    """The output's format: as given, else ``ome-zarr`` for a ``.ome.zarr`` name.
+
+    ``format`` and ``levels`` are checked values (`chunkwise.RunOptions`).
+    """
     if format is None:
         if isinstance(out, str | os.PathLike):
             name = os.fspath(out)
@@ -111,15 +115,6 @@ def check_format(format: str | None, out: Any, levels: Any) -> str:
             root = local_root(out)
             name = "" if root is None else str(root)
         format = "ome-zarr" if name.rstrip("/").endswith(".ome.zarr") else "zarr"
-    if format not in FORMATS:
-        raise ChunkwiseError(
-            f"format must be one of {', '.join(FORMATS)}; got {format!r}"
-        )
-    if levels is not None:
-        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-            raise ChunkwiseError(
-                f"levels must be a whole number >= 1 (1: no pyramid), got {levels!r}"
-            )
-        if format != "ome-zarr":
-            raise ChunkwiseError("levels needs format='ome-zarr' (--format ome-zarr)")
+    if levels is not None and format != "ome-zarr":
+        raise ChunkwiseError("levels needs format='ome-zarr' (--format ome-zarr)")
     return format

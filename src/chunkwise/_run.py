@@ -8,6 +8,7 @@ consume its records.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import weakref
@@ -21,16 +22,16 @@ import zarr
 from chunkwise._checks import (
     check_existing,
     check_fingerprint,
-    check_flags,
-    check_format,
     check_not_input,
     check_recipe,
+    output_format,
 )
 from chunkwise._executors import BACKENDS, Executor, open_executor
 from chunkwise._fingerprint import list_input
 from chunkwise._geometry import Box, block_box
 from chunkwise._job import Job, where_is
 from chunkwise._ngff import check_placement
+from chunkwise._options import RunOptions
 from chunkwise._order import BlockOrder
 from chunkwise._output import (
     Claim,
@@ -53,7 +54,6 @@ from chunkwise._prepare import (
     pyramid_plan,
 )
 from chunkwise._pyramid import InBlock, Pyramid, method_for
-from chunkwise._remote import DEFAULT_TIMEOUT
 from chunkwise._resources import cache_budget, check_resources
 from chunkwise._selection import priority_boxes, wanted_blocks
 from chunkwise._source import Source, open_source, with_axes
@@ -77,7 +77,15 @@ if TYPE_CHECKING:
 
     from chunkwise.ops import Operation
 
-__all__ = ["BACKENDS", "BlockDone", "CancelToken", "Run", "iter_process", "process"]
+__all__ = [
+    "BACKENDS",
+    "BlockDone",
+    "CancelToken",
+    "Run",
+    "iter_process",
+    "plan",
+    "process",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +120,15 @@ class CancelToken:
     def cancelled(self) -> bool:
         """Whether cancellation was requested."""
         return self._event.is_set()
+
+
+def _in_event_loop() -> bool:
+    """Whether this thread is running an asyncio event loop (zarr's, say)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _let_go(*releases: Any) -> None:
@@ -365,7 +382,8 @@ class Run:
             None if executor.shares_memory else config,
             self._done_mask.copy() if executor.shares_memory else None,
             self.plan.shares_input(self.source.chunks or self.source.shape),
-            self._nice,
+            # Another's cluster keeps its worker threads: never lower them.
+            self._nice if executor.owns_workers else 0,
             threading.get_native_id(),
             ChunkWriter.of(self.output, fence),
             fence,
@@ -444,6 +462,16 @@ class Run:
         then, the run's process record lets `chunkwise info` tell it was
         interrupted.
         """
+        if _in_event_loop():
+            # A run dropped mid-way can be collected in zarr's own event-loop
+            # thread, where zarr cannot be called: record its end from another.
+            threading.Thread(
+                target=self._finish,
+                args=(status, done, error),
+                kwargs={"failing": failing},
+                daemon=True,
+            ).start()
+            return
         try:
             self.target.update(
                 status=Status(status).value,
@@ -468,32 +496,11 @@ def iter_process(
     source: Any,
     op: Operation,
     out: Any = None,
+    options: RunOptions | None = None,
     *,
-    n_jobs: int | None = None,
-    backend: str = "threading",
-    scheduler: Any = None,
-    chunks: Sequence[int] | None = None,
-    shards: Sequence[int] | None = None,
-    block: Sequence[int] | None = None,
-    zarr_format: int | None = None,
-    codec: str | None = None,
-    overwrite: bool = False,
-    resume: bool = False,
-    force: bool = False,
     cancel: CancelToken | None = None,
-    cache_bytes: int | None = None,
-    missing: str | None = None,
-    nice: int = 0,
-    check_space: bool = True,
-    timeout: float | None = DEFAULT_TIMEOUT,
-    format: str | None = None,
-    levels: int | None = None,
-    level: int | None = None,
-    region: Any = None,
-    scale: Sequence[float] | None = None,
-    translation: Sequence[float] | None = None,
-    axes: str | None = None,
     priority: Any = None,
+    **settings: Any,
 ) -> Run:
     """Start processing ``source`` with ``op`` into ``out``, block by block.
 
@@ -524,25 +531,29 @@ def iter_process(
     True
     """
     op = as_operation(op)
-    check_flags(codec, overwrite=overwrite, resume=resume, force=force)
+    options = RunOptions.of(options, **settings)
     if cancel is not None and not isinstance(cancel, CancelToken):
         raise ChunkwiseError(
             f"cancel must be a chunkwise.CancelToken, got {type(cancel).__name__}"
         )
-    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
-        raise ChunkwiseError(f"nice must be a whole number from 0 to 19, got {nice!r}")
-    format = check_format(format, out, levels)
+    format = output_format(options.format, out, options.levels)
     opened = open_source(
-        source, cache_bytes=cache_bytes, missing=missing, timeout=timeout, level=level
+        source,
+        cache_bytes=options.cache_bytes,
+        missing=options.missing,
+        timeout=options.timeout,
+        level=options.level,
     )
-    opened = with_axes(opened, axes)
+    opened = with_axes(opened, options.axes)
     op = fit_axes(op, opened.spatial, len(opened.shape))
     store = output_store(out)
     check_output_location(store, opened)
     found = inspect_output(store)
-    check_existing(found, overwrite=overwrite, resume=resume, force=force)
+    check_existing(
+        found, overwrite=options.overwrite, resume=options.resume, force=options.force
+    )
     check_not_input(opened, found)
-    executor = open_executor(backend, n_jobs, scheduler)
+    executor = open_executor(options.backend, options.n_jobs, options.scheduler)
     try:
         executor.check_output(store)
         return _begin(
@@ -551,20 +562,8 @@ def iter_process(
             store,
             found,
             executor,
-            chunks=chunks,
-            shards=shards,
-            block=block,
-            zarr_format=zarr_format,
-            codec=codec,
-            overwrite=overwrite,
-            resume=resume,
-            check_space=check_space,
-            format=format,
-            levels=levels,
-            region=region,
-            placement=(scale, translation),
+            options.replace(format=format),
             cancel=cancel or CancelToken(),
-            nice=nice,
             priority=priority,
         )
     except BaseException:
@@ -578,30 +577,19 @@ def _begin(
     store: Any,
     found: Existing,
     executor: Executor,
+    options: RunOptions,
     *,
-    chunks: Sequence[int] | None,
-    shards: Sequence[int] | None,
-    block: Sequence[int] | None,
-    zarr_format: int | None,
-    codec: str | None,
-    overwrite: bool,
-    resume: bool,
-    check_space: bool,
-    format: str,
-    levels: int | None,
-    region: Any,
-    placement: tuple[Any, Any],
     cancel: CancelToken,
-    nice: int,
     priority: Any,
 ) -> Run:
     """Plan, lay out and create the output, once the executor says its jobs."""
-    resuming = resume and found.found is Found.CHUNKWISE
+    resuming = options.resume and found.found is Found.CHUNKWISE
     # On resume, what was not given is taken from the output being finished, so that
     # resuming with another job count (which sizes blocks) still matches.
     previous = provenance(found.array).get("recipe") if resuming else None
     stored = (previous if isinstance(previous, dict) else {}).get("output", {})
     stored = stored if isinstance(stored, dict) else {}
+    chunks, shards, block = options.chunks, options.shards, options.block
     if chunks is None and shards is None:
         chunks, shards = stored.get("chunks"), stored.get("shards")
     plan = make_plan(
@@ -612,28 +600,28 @@ def _begin(
         block=block if block is not None else stored.get("block_shape"),
         n_jobs=executor.workers,
     )
-    if format == "ome-zarr" and block is None and not stored:
+    if options.format == "ome-zarr" and block is None and not stored:
         plan = pyramid_plan(plan, opened, executor.workers)
     # More jobs than blocks would only start idle threads or processes.
     executor.limit(len(plan))
-    zarr_format = zarr_format or stored.get("zarr_format", 3)
-    codec = codec or stored.get("codec", "zstd")
-    wanted = wanted_blocks(plan, opened, region)
+    zarr_format = options.zarr_format or stored.get("zarr_format", 3)
+    codec = options.codec or stored.get("codec", "zstd")
+    wanted = wanted_blocks(plan, opened, options.region)
     labels = is_labels(opened, plan.op)
     image = None
-    scale, translation = placement
-    if format == "ome-zarr":
+    if options.format == "ome-zarr":
+        levels = options.levels
         if levels is None and isinstance(stored.get("levels"), int):
             levels = stored["levels"]
         ndim = len(opened.shape)
         placement = (
-            check_placement("scale", scale, ndim, positive=True),
-            check_placement("translation", translation, ndim, positive=False),
+            check_placement("scale", options.scale, ndim, positive=True),
+            check_placement("translation", options.translation, ndim, positive=False),
         )
         image = output_image(
             opened, plan, store, levels=levels, labels=labels, placement=placement
         )
-    elif scale is not None or translation is not None:
+    elif options.scale is not None or options.translation is not None:
         raise ChunkwiseError(
             "scale and translation need format='ome-zarr': a plain array has no "
             "place to record them"
@@ -643,9 +631,11 @@ def _begin(
     )
     if resuming:
         check_recipe(found, recipe)
-    if check_space:
-        check_resources(plan, store, executor.workers, opened)
-    claim = claim_output(store, found, run_id=new_run_id(), replace=overwrite)
+    if options.check_space:
+        # Another's cluster has its own memory, not this machine's.
+        here = executor.workers if executor.owns_workers else 0
+        check_resources(plan, store, here, opened)
+    claim = claim_output(store, found, run_id=new_run_id(), replace=options.overwrite)
     try:
         output = open_output_for(
             store, found, recipe, plan, resume=resuming, image=image, labels=labels
@@ -666,7 +656,7 @@ def _begin(
         output,
         executor=executor,
         cancel=cancel,
-        nice=nice,
+        nice=options.nice,
         claim=claim,
         resumed=resuming,
         wanted=wanted,
@@ -679,32 +669,11 @@ def process(
     source: Any,
     op: Operation,
     out: Any = None,
+    options: RunOptions | None = None,
     *,
-    n_jobs: int | None = None,
-    backend: str = "threading",
-    scheduler: Any = None,
-    chunks: Sequence[int] | None = None,
-    shards: Sequence[int] | None = None,
-    block: Sequence[int] | None = None,
-    zarr_format: int | None = None,
-    codec: str | None = None,
-    overwrite: bool = False,
-    resume: bool = False,
-    force: bool = False,
     progress: bool = False,
     cancel: CancelToken | None = None,
-    cache_bytes: int | None = None,
-    missing: str | None = None,
-    nice: int = 0,
-    check_space: bool = True,
-    timeout: float | None = DEFAULT_TIMEOUT,
-    format: str | None = None,
-    levels: int | None = None,
-    level: int | None = None,
-    region: Any = None,
-    scale: Sequence[float] | None = None,
-    translation: Sequence[float] | None = None,
-    axes: str | None = None,
+    **settings: Any,
 ) -> zarr.Array | zarr.Group:
     """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
 
@@ -720,106 +689,16 @@ def process(
     out : str, os.PathLike, zarr store or None
         Where to write: a directory path, an fsspec URL, a zarr store, or None for
         a new in-memory store.
-    n_jobs : int, optional
-        Blocks computed at once. With ``threading`` and ``loky``: threads or
-        processes, default all cores, a negative count counting back from all
-        cores. With ``dask``: the worker processes of ``scheduler="local"``
-        (default all cores); on an existing cluster, a cap on the blocks running
-        at once (default every worker thread). Blocks are sized for it.
-    backend : {"threading", "loky", "dask"}
-        Where blocks run. ``threading``: threads of this process, right for
-        scipy.ndimage, which releases the GIL. ``loky``: processes on this
-        machine, for functions that hold the GIL. ``dask``: the workers of a
-        dask.distributed cluster (see ``scheduler``); they read the input and write
-        the output themselves, so both must be where every worker reaches them (a
-        shared file system, or an object store URL).
-    scheduler : str or distributed.Client, optional
-        With ``backend="dask"``: a scheduler address (``"tcp://host:8786"``),
-        ``"local"`` for a ``LocalCluster`` of ``n_jobs`` single-threaded worker
-        processes on this machine (closed when the run ends), or a connected
-        ``distributed.Client`` (left open).
-    chunks : sequence of int, optional
-        Output chunk shape (per axis, or per spatial axis). Default: the input's.
-    shards : sequence of int, optional
-        Zarr v3 shard shape, a multiple of ``chunks``; each job writes whole shards.
-    block : sequence of int, optional
-        Work block shape in output voxels, whole chunks (or shards) per axis.
-        Default: chosen from the chunk shape and the number of jobs.
-    zarr_format : {2, 3}, optional
-        Output format; default 3 (on resume: the existing output's).
-    codec : str, optional
-        ``zstd``, ``lz4``, ``blosc-zstd``, ``gzip`` or ``none``, optionally with a
-        level as in ``zstd:5``; default ``zstd`` at level 1 (on resume: the existing
-        output's).
-    overwrite : bool
-        Replace an existing output that chunkwise made. The old output is renamed
-        aside and deleted once the new run has written a block; a run killed
-        meanwhile leaves it as ``.NAME.chunkwise-trash-ID`` beside the output,
-        deleted by the next run there.
-    resume : bool
-        Finish an interrupted run into the existing output, computing only the
-        blocks it has not recorded as complete. The input, operation and layout
-        must be the same, and the input's files unchanged (names, sizes and
-        modification times). Every chunk of the blocks it trusts is decoded first;
-        a damaged one is computed again.
-    force : bool
-        With ``overwrite``, also replace a Zarr array that chunkwise did not make.
+    options : RunOptions, optional
+        How the run goes: jobs, backend, output layout, resume, region and the
+        rest; see `RunOptions` for each. Default: all defaults.
     progress : bool
         Show a progress bar on stderr.
     cancel : CancelToken, optional
         Set it from another thread to stop the run.
-    cache_bytes : int, optional
-        Budget for the cache of decoded input chunks, per process. Default: 32 MiB,
-        or enough for the chunks a few blocks touch when chunks are large; it does
-        not grow with the volume.
-    missing : {"fill", "error"}, optional
-        An input chunk that was never written reads as the fill value (Zarr's rule,
-        right for sparse data), or, with ``"error"``, stops the run naming the chunk.
-        Default: ``"error"`` for URLs, ``"fill"`` otherwise. Either way, a chunk
-        that existed when the run started and is gone later fails the run.
-    nice : int
-        Run the job threads (or processes) this much below the caller's CPU
-        priority, 0 to 19 (Linux; ignored elsewhere), so that a viewer or other
-        interactive program on the same cores stays responsive. The napari plugin
-        uses it.
-    timeout : float or None
-        Seconds an HTTP(S) input may send nothing before the read fails, naming
-        what timed out (None: wait for ever).
-    check_space : bool
-        Refuse a local output that would not fit on its disk (its size estimated
-        from the input's compression ratio) or blocks that would not fit in memory.
-    format : {"zarr", "ome-zarr"}, optional
-        ``zarr``: one array. ``ome-zarr``: an OME-Zarr image (NGFF 0.5 on Zarr v3,
-        0.4 on v2) whose pyramid is built during the run, each coarser chunk as
-        soon as the chunks it reduces are written (mean of 2 per axis, as
-        ``downsample(2)``; mode for labels and masks). Its axes, scale and
-        translation come from the input's NGFF metadata, composed with the
-        operation's voxel size. Default: ``ome-zarr`` when ``out`` ends in
-        ``.ome.zarr``.
-    levels : int, optional
-        With ``ome-zarr``: the number of levels, full resolution included.
-        Default: levels are added until the largest axis is at most 256.
-    level : int, optional
-        With an OME-Zarr input: the level to process (default 0, the full
-        resolution; a coarser one for a quick draft of the whole volume).
-    region : Box, tuple of slice or str, optional
-        Process only the output chunks over this region of the input (in input
-        voxels, as ``"z0:z1,y0:y1,x0:x1"`` or slices). The rest stays the fill
-        value and is not done: the run ends ``partial``, and a later resume, with
-        another region or none, completes it.
-    scale, translation : sequence of float, optional
-        With ``ome-zarr``: the size of the input's voxels and the world position
-        of its first voxel's centre, one number per axis, for an input whose own
-        metadata lacks them or is wrong (a plain array shown with a scale in a
-        viewer). They replace the input's NGFF values and are composed with the
-        operation's voxel size, as those are. Default: the input's metadata, or
-        unit voxels at the origin.
-    axes : str, optional
-        One letter per input axis: ``t`` (time), ``c`` (channel), ``z``, ``y``,
-        ``x`` (space), as ``"czyx"``, ``"cyx"`` or ``"yxc"`` (an RGB image).
-        Operations act on the space axes only, on each channel and time point
-        apart. Default: the input's OME-Zarr axes, else the last 3 axes (2 for
-        2D data) are space and the axes before them are not.
+    **settings
+        Fields of `RunOptions`, changed from ``options``: ``n_jobs=4``,
+        ``backend="dask"``, ``resume=True``...
 
     Returns
     -------
@@ -847,35 +726,7 @@ def process(
     >>> bool((result[:] == ops.gaussian(2)(volume)).all())
     True
     """
-    run = iter_process(
-        source,
-        op,
-        out,
-        n_jobs=n_jobs,
-        backend=backend,
-        scheduler=scheduler,
-        chunks=chunks,
-        shards=shards,
-        block=block,
-        zarr_format=zarr_format,
-        codec=codec,
-        overwrite=overwrite,
-        resume=resume,
-        force=force,
-        cancel=cancel,
-        cache_bytes=cache_bytes,
-        missing=missing,
-        nice=nice,
-        check_space=check_space,
-        timeout=timeout,
-        format=format,
-        levels=levels,
-        level=level,
-        region=region,
-        scale=scale,
-        translation=translation,
-        axes=axes,
-    )
+    run = iter_process(source, op, out, options, cancel=cancel, **settings)
     if not progress:
         for _ in run:
             pass
@@ -886,3 +737,60 @@ def process(
             for record in run:
                 bar.advance(record)
     return run.target.record
+
+
+def plan(
+    source: Any, op: Operation, options: RunOptions | None = None, **settings: Any
+) -> Plan:
+    """Describe a run without running it: output layout, blocks and estimates.
+
+    The blocks are those `process` runs with the same options: sized for the
+    jobs of the same backend (with ``backend="dask"`` this asks the cluster how
+    many threads it has).
+
+    Parameters
+    ----------
+    source, op, options, **settings
+        As for `process`.
+
+    Returns
+    -------
+    Plan
+        ``len(plan)`` blocks, ``plan.block(i)`` for any of them (made on demand),
+        ``bytes_read``, ``bytes_written`` and ``peak_bytes_per_job`` estimates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chunkwise import ops
+    >>> p = plan(np.zeros((256, 256, 256), np.uint8), ops.downsample(2), n_jobs=2)
+    >>> p.shape, p.chunks
+    ((128, 128, 128), (64, 64, 64))
+    """
+    op = as_operation(op)
+    options = RunOptions.of(options, **settings)
+    opened = open_source(
+        source,
+        cache_bytes=options.cache_bytes,
+        missing=options.missing,
+        timeout=options.timeout,
+        level=options.level,
+    )
+    opened = with_axes(opened, options.axes)
+    op = fit_axes(op, opened.spatial, len(opened.shape))
+    executor = open_executor(options.backend, options.n_jobs, options.scheduler)
+    try:
+        workers = executor.workers
+    finally:
+        executor.close()
+    planned = make_plan(
+        opened,
+        op,
+        chunks=options.chunks,
+        shards=options.shards,
+        block=options.block,
+        n_jobs=workers,
+    )
+    if options.format == "ome-zarr" and options.block is None:
+        planned = pyramid_plan(planned, opened, workers)
+    return planned

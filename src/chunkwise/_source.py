@@ -326,7 +326,9 @@ def _check_array(array: Any, location: str) -> None:
 def _open_store(path: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     if is_url(path):
         return open_url(path, timeout)
-    local = Path(path.removeprefix("file://")).expanduser()
+    # Absolute: a dask worker elsewhere resolves a relative path from its own
+    # working directory.
+    local = Path(path.removeprefix("file://")).expanduser().absolute()
     if not local.exists():
         raise ChunkwiseError(f"input not found: {local}")
     if local.is_file() and local.suffix == ".zip":

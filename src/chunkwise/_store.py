@@ -127,7 +127,9 @@ def output_store(out: Any) -> Any:
             raise ChunkwiseError(
                 "zip stores cannot be written in parallel; write a directory and zip it"
             )
-        return LocalStore(Path(path.removeprefix("file://")).expanduser())
+        # Absolute: a dask worker elsewhere would resolve a relative path from its
+        # own working directory, and write where the driver never looks.
+        return LocalStore(Path(path.removeprefix("file://")).expanduser().absolute())
     if isinstance(out, zarr.abc.store.Store):
         if out.read_only:
             raise ChunkwiseError("the output store is read-only")

@@ -445,6 +445,7 @@ def _quiet_distributed() -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    from chunkwise._options import RunOptions
     from chunkwise._run import process
     from chunkwise.ops import chain, parse
 
@@ -459,10 +460,7 @@ def _run(args: argparse.Namespace) -> None:
     op = chain(*(parse(spec) for spec in args.op or ["copy"]))
     if len(op.steps) == 1:
         op = op.steps[0]
-    process(
-        args.input,
-        op,
-        args.output,
+    options = RunOptions(
         n_jobs=args.jobs,
         backend=args.backend,
         scheduler=args.scheduler,
@@ -475,7 +473,6 @@ def _run(args: argparse.Namespace) -> None:
         resume=args.resume,
         force=args.force,
         check_space=not args.no_space_check,
-        progress=not args.quiet,
         missing=args.missing_chunks,
         timeout=args.timeout,
         format=args.format,
@@ -484,6 +481,7 @@ def _run(args: argparse.Namespace) -> None:
         region=args.region,
         axes=args.axes,
     )
+    process(args.input, op, args.output, options, progress=not args.quiet)
     print(f"wrote {args.output}")
 
 

@@ -37,6 +37,9 @@ class Executor(Protocol):
     workers: int
     #: Jobs run in processes that are not the driver's children, and may outlive it.
     detached: bool
+    #: Jobs run in threads or processes that this run started and ends: lowering
+    #: their CPU priority (``nice``) cannot outlast it.
+    owns_workers: bool
 
     def check_output(self, store: Any) -> None:
         """Refuse, in one line, an output store that the jobs cannot write."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import pickle
 import threading
 import uuid
@@ -103,13 +104,19 @@ class DaskExecutor:
     127.0.0.1 with ``n_jobs`` single-threaded worker processes, closed at the end.
     None: dask's ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``), else
     ``"local"``.
-    On a cluster, ``n_jobs`` caps the blocks running at once (None or -1: every
-    worker thread; -2: all but one).
+    On a cluster, ``n_jobs`` is the number of blocks at once, which may exceed
+    the threads it has now (a cluster that adapts; None or -1: every worker
+    thread; -2: all but one).
     """
 
     name = "dask"
     shares_memory = False
     detached = True
+
+    @property
+    def owns_workers(self) -> bool:
+        """Only a local cluster's workers are this run's own."""
+        return self.address == "local"
 
     def __init__(self, n_jobs: int | None, scheduler: Any) -> None:
         distributed = _distributed()
@@ -117,26 +124,15 @@ class DaskExecutor:
         if scheduler is None:
             # As distributed.Client() does: dask's setting, else a local cluster.
             scheduler = dask.config.get("scheduler-address", None) or "local"
+        self.client: Any = None
         if isinstance(scheduler, distributed.Client):
             self.client = scheduler
             self.address = str(scheduler.scheduler.address)
         elif scheduler == "local":
-            workers = check_n_jobs(n_jobs)
-            cluster = distributed.LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                # Any free port on the loopback: distributed's HTTP server starts
-                # even without a dashboard, on 8787 by default, where another
-                # cluster may be.
-                dashboard_address="127.0.0.1:0",
-            )
-            self._owned.append(cluster)
-            self.client = distributed.Client(cluster)
-            self._owned.insert(0, self.client)
+            # Started when the blocks start: planning needs only its size.
             self.address = "local"
-            n_jobs = None
+            self.workers = check_n_jobs(n_jobs)
+            return
         elif isinstance(scheduler, str) and scheduler.strip():
             self.address = scheduler.strip()
             try:
@@ -158,6 +154,28 @@ class DaskExecutor:
         except BaseException:
             self.close()
             raise
+
+    def _start_local(self) -> Any:
+        """The local cluster's client, its cluster started on first use."""
+        if self.client is None:
+            distributed = _distributed()
+            cluster = distributed.LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                # Any free port on the loopback: distributed's HTTP server starts
+                # even without a dashboard, on 8787 by default, where another
+                # cluster may be.
+                dashboard_address="127.0.0.1:0",
+                # The workers' own warnings (a task cancelled with the run) are
+                # not the user's business; errors still show.
+                silence_logs=logging.ERROR,
+            )
+            self._owned.append(cluster)
+            self.client = distributed.Client(cluster, set_as_default=False)
+            self._owned.insert(0, self.client)
+        return self.client
 
     def _slots(self, n_jobs: int | None) -> int:
         """Blocks at once: every worker thread, or ``n_jobs`` of them."""
@@ -199,6 +217,8 @@ class DaskExecutor:
     ) -> Iterator[Any]:
         """``job(*task)`` on the workers, at most `IN_FLIGHT` per slot at once."""
         distributed = _distributed()
+        if self.address == "local":
+            self._start_local()
         token = uuid.uuid4().hex
         prefix = f"chunkwise-{token[:8]}-block"
         # A job is a few kB (the plan, where the input and output are): each task

@@ -23,6 +23,7 @@ class _JoblibExecutor:
     name: str
     shares_memory: bool
     detached = False
+    owns_workers = True
 
     def __init__(self, n_jobs: int | None) -> None:
         self.workers = check_n_jobs(n_jobs)
