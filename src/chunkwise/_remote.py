@@ -1,4 +1,15 @@
-"""Remote inputs: fsspec URLs opened read-only, with a timeout on HTTP reads.
+"""Remote inputs and outputs: fsspec URLs (``s3://``, ``gs://``, ``https://``...).
+
+Settings reach the file system from the standard environment (``AWS_ENDPOINT_URL``,
+``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``...: s3fs and botocore read them) and from
+``storage_options``, fsspec's keyword arguments of the file system. They are never
+recorded: the location an output records is the URL without its secrets, and
+messages built from a library's error text have the options' secrets masked.
+
+Opening an object-store location costs one request up front (`probe`), so that a
+missing bucket, refused credentials or an endpoint that does not answer give one
+line naming the cause before anything else is read or written, instead of a
+failure in the middle of zarr's concurrent reads.
 
 aiohttp waits 5 minutes for a stalled server by default and then raises a
 ``TimeoutError`` with no message. Here an HTTP(S) input gives up after ``timeout``
@@ -8,12 +19,16 @@ seconds without data, and the error says what timed out.
 from __future__ import annotations
 
 import math
+import os
+import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from zarr.abc.store import RangeByteRequest
 from zarr.storage import FsspecStore, WrapperStore
 
-from chunkwise._zarr_compat import default_buffer_prototype
+from chunkwise._zarr_compat import default_buffer_prototype, sync
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
@@ -24,12 +39,32 @@ if TYPE_CHECKING:
 
     from chunkwise._zarr_compat import BufferPrototype
 
-__all__ = ["DEFAULT_TIMEOUT", "check_timeout", "is_url", "open_url"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "check_storage_options",
+    "check_timeout",
+    "is_secret",
+    "is_url",
+    "open_url",
+    "redact",
+    "scrub",
+]
 
 #: Seconds an HTTP(S) input may send nothing before the read fails.
 DEFAULT_TIMEOUT = 60.0
 
 _HTTP = ("http", "https")
+_S3 = ("s3", "s3a")
+#: Words of option and query names whose values are secrets (``secret``,
+#: ``aws_session_token``, ``X-Amz-Signature``; not ``max-keys``).
+_SECRET = re.compile(r"secret|token|passw|credential|signature")
+_SECRET_WORDS = ("key", "sig", "auth", "apikey")
+_MASK = "***"
+#: botocore's "standard" retry mode with its own default of 3 attempts, unless the
+#: user configures retries: its default "legacy" mode retried a refused
+#: connection for 7 s here before the error came, and gives up 5 times slower.
+_S3_RETRIES = {"mode": "standard", "total_max_attempts": 3}
+_RETRY_SETTINGS = ("AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE")
 
 
 def is_url(path: str) -> bool:
@@ -53,31 +88,193 @@ def check_timeout(timeout: object) -> float | None:
     return float(timeout)
 
 
-def open_url(url: str, timeout: float | None) -> Any:
-    """A read-only zarr store for an fsspec ``url``, or a one-line error."""
-    protocol = url.split("://", 1)[0].lower()
-    options: dict[str, Any] = {}
+def check_storage_options(options: object, *locations: Any) -> dict[str, Any] | None:
+    """``options`` as a dict, checked once for a run over ``locations``.
+
+    They apply to each of ``locations`` (the input and the output) that is an
+    fsspec URL given as text; none being one is an error (when ``locations`` are
+    given), as is anything but a dict with text keys. Values are never shown: they
+    may be secrets.
+    """
+    if options is None:
+        return None
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise ChunkwiseError(
+            "storage_options must be a dict with text keys, such as "
+            f"{{'endpoint_url': 'http://...', 'anon': True}}; got a "
+            f"{type(options).__name__}"
+            + (" with keys that are not text" if isinstance(options, Mapping) else "")
+        )
+    if locations and not any(
+        isinstance(place, str | os.PathLike) and is_url(os.fspath(place))
+        for place in locations
+    ):
+        raise ChunkwiseError(
+            "storage_options apply only to a location given as an fsspec URL "
+            "(s3://, gs://, https://...), and no input or output here is one"
+        )
+    return dict(options)
+
+
+def redact(url: str) -> str:
+    """``url`` without its secrets: a password and secret query values masked.
+
+    Anything but a URL (a local path) is returned as it is.
+    """
+    if not is_url(url):
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:{_MASK}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, _MASK if is_secret(k) else v) for k, v in pairs],
+            safe="*",
+        )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def is_secret(name: str) -> bool:
+    """Whether an option or query parameter of this name holds a secret."""
+    words = re.split(r"[^a-z0-9]+", name.lower())
+    return any(w in _SECRET_WORDS or _SECRET.search(w) for w in words)
+
+
+def _secrets(options: Any) -> set[str]:
+    """The text values of secret-looking options, nested ones included.
+
+    Values under 4 characters are left: masking them would garble the message.
+    """
+    found: set[str] = set()
+    if isinstance(options, Mapping):
+        for key, value in options.items():
+            if isinstance(value, Mapping):
+                found |= _secrets(value)
+            elif isinstance(value, str) and len(value) >= 4 and is_secret(str(key)):
+                found.add(value)
+    return found
+
+
+def scrub(text: str, options: Any = None) -> str:
+    """``text`` with the secrets of ``options`` and of any URL in it masked."""
+    for secret in sorted(_secrets(options), key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return re.sub(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", lambda m: redact(m.group()), text)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _options(
+    protocol: str, timeout: float | None, given: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What the file system gets: ``given``, and chunkwise's bounds where unset."""
+    options = dict(given or {})
     if protocol in _HTTP:
         try:
             import aiohttp
         except ImportError:
             raise ChunkwiseError(
-                f"reading {url} needs aiohttp: pip install aiohttp"
+                f"reading {protocol}:// URLs needs aiohttp: pip install aiohttp"
             ) from None
         # Per connection attempt and per read, not per request: a large chunk over
         # a slow link may take longer than ``timeout`` while data keeps coming.
         limits = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout, sock_read=timeout
         )
-        options["client_kwargs"] = {"timeout": limits}
+        options["client_kwargs"] = {"timeout": limits} | dict(
+            options.get("client_kwargs") or {}
+        )
+    elif protocol in _S3:
+        config = dict(options.get("config_kwargs") or {})
+        if "retries" not in config and not any(
+            name in os.environ for name in _RETRY_SETTINGS
+        ):
+            config["retries"] = dict(_S3_RETRIES)
+            options["config_kwargs"] = config
+    return options
+
+
+def open_url(
+    url: str,
+    timeout: float | None,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    read_only: bool = True,
+    role: str = "input",
+) -> Any:
+    """A zarr store for an fsspec ``url`` (read-only unless said), or a one-line error.
+
+    ``role`` (``"input"`` or ``"output"``) names the location in messages.
+    """
+    protocol = url.split("://", 1)[0].lower()
+    shown = redact(url)
+    options = _options(protocol, timeout, storage_options)
     try:
-        store = FsspecStore.from_url(url, storage_options=options, read_only=True)
+        store = FsspecStore.from_url(url, storage_options=options, read_only=read_only)
     except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ChunkwiseError(f"cannot open {url}: {reason}") from None
+        reason = scrub(_first_line(error), options)
+        raise ChunkwiseError(f"cannot open the {role} {shown}: {reason}") from None
+    if protocol in _S3:
+        probe(store, shown, options, role)
     if protocol in _HTTP and timeout is not None:
-        return TimedStore(store, url=url, timeout=timeout)
+        return TimedStore(store, url=shown, timeout=timeout)
     return store
+
+
+def probe(store: FsspecStore, shown: str, options: dict[str, Any], role: str) -> None:
+    """Ask an S3 endpoint for one key under the location, or raise one line.
+
+    Listing is what a run needs anyway (the input's files, the output's ledger),
+    and its error names the cause: no such bucket, credentials refused, no
+    connection.
+    """
+    fs = store.fs
+    bucket, key, _ = fs.split_path(store.path)
+    try:
+        sync(
+            fs._call_s3(
+                "list_objects_v2", Bucket=bucket, Prefix=key.rstrip("/"), MaxKeys=1
+            )
+        )
+    except Exception as error:
+        client = getattr(fs, "_s3", None)
+        endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+        at = f" at {endpoint}" if endpoint else ""
+        raise ChunkwiseError(
+            scrub(_explain(error, bucket, shown, role, at), options)
+        ) from None
+
+
+def _explain(error: Exception, bucket: str, shown: str, role: str, at: str) -> str:
+    names = {cls.__name__ for cls in type(error).__mro__}
+    reason = _first_line(error)
+    if isinstance(error, FileNotFoundError):
+        return f"the {role} {shown}: the bucket {bucket!r} does not exist{at}"
+    if isinstance(error, PermissionError):
+        return (
+            f"the {role} {shown}: access denied{at} ({reason}); check the "
+            "credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+            "or the key and secret storage options)"
+        )
+    if "NoCredentialsError" in names:
+        return (
+            f"the {role} {shown}: no credentials found; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, pass the key and secret storage "
+            "options, or anon=true for a public bucket"
+        )
+    if names & {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionError"}:
+        return f"cannot reach the {role} {shown}{at}: {reason}"
+    return f"cannot open the {role} {shown}{at}: {type(error).__name__}: {reason}"
 
 
 class TimedStore(WrapperStore):

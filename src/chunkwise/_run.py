@@ -60,7 +60,7 @@ from chunkwise._output import (
 )
 from chunkwise._plan import Plan, make_plan
 from chunkwise._pyramid import InBlock, Pyramid, method_for
-from chunkwise._remote import DEFAULT_TIMEOUT
+from chunkwise._remote import DEFAULT_TIMEOUT, check_storage_options
 from chunkwise._source import Source, open_source, with_axes
 from chunkwise._store import (
     ATTRIBUTE,
@@ -1120,6 +1120,7 @@ def iter_process(
     translation: Sequence[float] | None = None,
     axes: str | None = None,
     priority: Any = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Run:
     """Start processing ``source`` with ``op`` into ``out``, block by block.
 
@@ -1155,12 +1156,18 @@ def iter_process(
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise ChunkwiseError(f"nice must be a whole number from 0 to 19, got {nice!r}")
     format = _check_format(format, out, levels)
+    storage_options = check_storage_options(storage_options, source, out)
     opened = open_source(
-        source, cache_bytes=cache_bytes, missing=missing, timeout=timeout, level=level
+        source,
+        cache_bytes=cache_bytes,
+        missing=missing,
+        timeout=timeout,
+        level=level,
+        storage_options=storage_options,
     )
     opened = with_axes(opened, axes)
     op = fit_axes(op, opened.spatial, len(opened.shape))
-    store = output_store(out)
+    store = output_store(out, storage_options)
     _check_backend(backend, store)
     check_output_location(store, opened)
     found = inspect_output(store)
@@ -1274,6 +1281,7 @@ def process(
     scale: Sequence[float] | None = None,
     translation: Sequence[float] | None = None,
     axes: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> zarr.Array | zarr.Group:
     """Process a whole volume, chunk by chunk, in parallel, into a Zarr array.
 
@@ -1376,6 +1384,14 @@ def process(
         Operations act on the space axes only, on each channel and time point
         apart. Default: the input's OME-Zarr axes, else the last 3 axes (2 for
         2D data) are space and the axes before them are not.
+    storage_options : dict, optional
+        fsspec's options for the file system of a URL input and output (both,
+        where both are URLs given as text), such as ``{"endpoint_url":
+        "http://...", "key": ..., "secret": ...}`` or ``{"anon": True}`` for
+        ``s3://``. The environment (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``,
+        ``AWS_ACCESS_KEY_ID``...) applies as well. They are never recorded. For
+        other settings on each side, open the input yourself (``zarr.open_array(url,
+        mode="r", storage_options=...)``): these then apply to the output only.
 
     Returns
     -------
@@ -1430,6 +1446,7 @@ def process(
         scale=scale,
         translation=translation,
         axes=axes,
+        storage_options=storage_options,
     )
     if not progress:
         for _ in run:
