@@ -220,7 +220,7 @@ def open_url(
     shown = redact(url)
     options = _options(protocol, timeout, storage_options)
     try:
-        store = FsspecStore.from_url(url, storage_options=options, read_only=read_only)
+        store = URLStore.from_url(url, storage_options=options, read_only=read_only)
     except Exception as error:
         reason = scrub(_first_line(error), options)
         raise ChunkwiseError(f"cannot open the {role} {shown}: {reason}") from None
@@ -275,6 +275,15 @@ def _explain(error: Exception, bucket: str, shown: str, role: str, at: str) -> s
     if names & {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionError"}:
         return f"cannot reach the {role} {shown}{at}: {reason}"
     return f"cannot open the {role} {shown}{at}: {type(error).__name__}: {reason}"
+
+
+class URLStore(FsspecStore):
+    """zarr's fsspec store, named in messages by its URL (without secrets)."""
+
+    def __str__(self) -> str:
+        protocol = self.fs.protocol
+        protocol = protocol if isinstance(protocol, str) else protocol[0]
+        return f"{protocol}://{self.path}"
 
 
 class TimedStore(WrapperStore):
