@@ -44,8 +44,6 @@ SHAPE = (21, 34, 27)  # 8^3 chunks divide none of it
 CHUNKS = (8, 8, 8)
 #: Every test's runs finish within this; a failure must come much sooner.
 FAST = 10.0
-_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*"}]}
-_ALL["Statement"][0]["Resource"] = "*"
 
 
 @dataclass
@@ -57,6 +55,8 @@ class Server:
     secret: str
     #: Another user's credentials, allowed everything too (per-side settings).
     other: tuple[str, str]
+    #: A user who may list and read, not write.
+    reader: tuple[str, str]
     client: Any = field(repr=False)
 
     @property
@@ -91,10 +91,14 @@ class Server:
         return name
 
 
-def _user(iam: Any, name: str) -> tuple[str, str]:
+def _user(iam: Any, name: str, action: Any = "*") -> tuple[str, str]:
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}],
+    }
     iam.create_user(UserName=name)
     iam.put_user_policy(
-        UserName=name, PolicyName="all", PolicyDocument=json.dumps(_ALL)
+        UserName=name, PolicyName="policy", PolicyDocument=json.dumps(policy)
     )
     made = iam.create_access_key(UserName=name)["AccessKey"]
     return made["AccessKeyId"], made["SecretAccessKey"]
@@ -121,6 +125,7 @@ def server() -> Iterator[Server]:
     )
     key, secret = _user(iam, "chunkwise")
     other = _user(iam, "other")
+    reader = _user(iam, "reader", action=["s3:GetObject", "s3:ListBucket"])
     client = boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -130,7 +135,7 @@ def server() -> Iterator[Server]:
     )
     try:
         with enable_iam_authentication():
-            yield Server(endpoint, key, secret, other, client)
+            yield Server(endpoint, key, secret, other, reader, client)
     finally:
         moto.stop()
 
@@ -501,6 +506,22 @@ def test_wrong_credentials_are_one_line_and_exit_2_without_the_secret(
     argv += [flag, f"secret={wrong}"]
     line = _fails_in_one_line(argv, capsys, f"the {side}", "access denied")
     assert wrong not in line and server.secret not in line
+    assert server.objects(out_bucket) == {}
+    bytes_.assert_unchanged()
+
+
+def test_credentials_that_cannot_write_are_one_line_and_exit_2(server, bytes_, capsys):
+    key, secret = server.reader
+    options = {"endpoint_url": server.endpoint, "key": key, "secret": secret}
+    out_bucket = server.bucket()
+    out = f"s3://{out_bucket}/o.zarr"
+    with pytest.raises(chunkwise.ChunkwiseError, match="Access Denied") as error:
+        chunkwise.process(bytes_.url, ops.invert(), out, storage_options=options)
+    assert f"cannot create the output: {out}: " in str(error.value)
+    argv = ["run", bytes_.url, out, "--op", "invert", "--quiet"]
+    argv += [f"--storage-option={k}={v}" for k, v in options.items()]
+    line = _fails_in_one_line(argv, capsys, "cannot create the output", "Denied")
+    assert secret not in line
     assert server.objects(out_bucket) == {}
     bytes_.assert_unchanged()
 
