@@ -641,7 +641,14 @@ def test_urls_and_messages_lose_their_secrets():
         "https://user:***@host/v.zarr?X-Amz-Signature=***&max-keys=2&v=1"
     )
     assert redact("/data/in?.zarr") == "/data/in?.zarr"
-    options = {"key": "AKIA1234", "client_kwargs": {"aws_session_token": "tok-9876"}}
-    text = f'denied for AKIA1234 with tok-9876 at "{url}"'
-    assert scrub(text, options) == f'denied for *** with *** at "{redact(url)}"'
+    options = {
+        "key": "AKIA1234",
+        "client_kwargs": {"aws_session_token": "tok-9876"},
+        "headers": {"Authorization": "Bearer b-4321"},
+        "region_name": "us-east-1",
+    }
+    text = f'denied for AKIA1234 with tok-9876, Bearer b-4321 at "{url}" us-east-1'
+    assert scrub(text, options) == (
+        f'denied for *** with ***, *** at "{redact(url)}" us-east-1'
+    )
     assert check_storage_options({"anon": True}, "s3://b/x", None) == {"anon": True}

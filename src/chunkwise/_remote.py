@@ -56,8 +56,9 @@ DEFAULT_TIMEOUT = 60.0
 _HTTP = ("http", "https")
 _S3 = ("s3", "s3a")
 #: Words of option and query names whose values are secrets (``secret``,
-#: ``aws_session_token``, ``X-Amz-Signature``; not ``max-keys``).
-_SECRET = re.compile(r"secret|token|passw|credential|signature")
+#: ``aws_session_token``, ``X-Amz-Signature``, an ``Authorization`` header; not
+#: ``max-keys``).
+_SECRET = re.compile(r"secret|token|passw|credential|signature|authori[sz]ation")
 _SECRET_WORDS = ("key", "sig", "auth", "apikey")
 _MASK = "***"
 #: botocore's "standard" retry mode with its own default of 3 attempts, unless the
