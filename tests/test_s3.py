@@ -25,7 +25,8 @@ from scipy import ndimage
 
 import chunkwise
 from chunkwise import ops
-from chunkwise._remote import check_storage_options, redact, scrub
+from chunkwise._remote import check_storage_options
+from chunkwise._secrets import redact, scrub
 from chunkwise.cli import main
 from conftest import reference_downsample
 from faults import *  # noqa: F403 - the fixtures

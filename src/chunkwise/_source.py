@@ -30,9 +30,8 @@ from chunkwise._remote import (
     check_timeout,
     is_url,
     open_url,
-    redact,
-    scrub,
 )
+from chunkwise._secrets import redact, scrub
 from chunkwise._zarr_compat import sync
 from chunkwise.errors import BlockError, ChunkwiseError
 
@@ -192,7 +191,7 @@ class Source:
         except Exception as error:
             raise BlockError(
                 f"input chunk {index} of {self.location} could not be read: "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {scrub(str(error))}"
             ) from error
 
     def _unit(self, index: tuple[int, ...]) -> tuple[int, ...]:
@@ -224,7 +223,7 @@ class Source:
             except Exception as error:
                 raise BlockError(
                     f"input chunk {index} of {self.location} could not be read: "
-                    f"{type(error).__name__}: {error}"
+                    f"{type(error).__name__}: {scrub(str(error))}"
                 ) from error
             if data is not None:
                 data.flags.writeable = False
@@ -249,7 +248,7 @@ class Source:
             )
             raise BlockError(
                 f"{what} of {self.location} could not be read: "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {scrub(str(error))}"
             ) from error
         if self.listing is not None and direct is None:
             self._check_filled(box, data)

@@ -32,7 +32,8 @@ from zarr.storage import (
 from chunkwise._chunkfiles import ChunkFiles
 from chunkwise._geometry import Box, chunk_boxes
 from chunkwise._keys import all_fill, stored_units
-from chunkwise._remote import is_url, open_url, redact
+from chunkwise._remote import is_url, open_url
+from chunkwise._secrets import redact
 from chunkwise._zarr_compat import bytes_buffer, cpu, sync
 from chunkwise.errors import ChunkwiseError
 

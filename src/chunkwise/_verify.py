@@ -196,7 +196,8 @@ def verify(
     """
     import joblib
 
-    from chunkwise._remote import check_storage_options, is_url, open_url, redact
+    from chunkwise._remote import check_storage_options, is_url, open_url
+    from chunkwise._secrets import redact
     from chunkwise._store import open_output
     from chunkwise.errors import ChunkwiseError
 

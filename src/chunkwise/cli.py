@@ -425,7 +425,7 @@ def _storage_option(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` as a key and its value: JSON where it parses, else text."""
     import json
 
-    from chunkwise._remote import is_secret
+    from chunkwise._secrets import is_secret
 
     key, equals, value = text.partition("=")
     key = key.strip()
@@ -458,8 +458,8 @@ def _seconds(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from chunkwise._remote import redact
     from chunkwise._run import process
+    from chunkwise._secrets import redact
     from chunkwise.ops import chain, parse
 
     if args.output.lower().startswith("memory://"):
