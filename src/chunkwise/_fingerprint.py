@@ -20,6 +20,7 @@ import zarr
 from zarr.storage import FsspecStore, LocalStore
 
 from chunkwise._keys import stored_units
+from chunkwise._zarr_compat import sync
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,7 +68,10 @@ def _local_files(root: Path) -> Iterator[tuple[str, int, str]]:
 
 def _remote_files(store: FsspecStore, prefix: str) -> Iterator[tuple[str, int, str]]:
     base = f"{store.path}/{prefix}".rstrip("/")
-    for name, info in store.fs.find(base, detail=True).items():
+    # The store's file system is asynchronous (zarr makes it so): its blocking
+    # ``find`` fails with "Loop is not running", so list on zarr's event loop.
+    found = sync(store.fs._find(base, detail=True))
+    for name, info in found.items():
         key = name[len(base) :].lstrip("/")
         stamp = next(
             (

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from chunkwise._checks import FORMATS, check_flags
 from chunkwise._executors import BACKENDS
-from chunkwise._remote import DEFAULT_TIMEOUT, check_timeout
+from chunkwise._remote import DEFAULT_TIMEOUT, check_storage_options, check_timeout
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
@@ -133,6 +133,15 @@ class RunOptions:
         Operations act on the space axes only, on each channel and time point
         apart. Default: the input's OME-Zarr axes, else the last 3 axes (2 for
         2D data) are space and the axes before them are not.
+    storage_options : dict, optional
+        fsspec's options for the file system of a URL input and output (both,
+        where both are URLs given as text), such as ``{"endpoint_url":
+        "http://...", "key": ..., "secret": ...}`` or ``{"anon": True}`` for
+        ``s3://``. The environment (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``,
+        ``AWS_ACCESS_KEY_ID``...) applies as well. They are never recorded, and
+        never shown (they are not in the ``repr``). For other settings on each
+        side, open the input yourself (``zarr.open_array(url, mode="r",
+        storage_options=...)``): these then apply to the output only.
 
     Examples
     --------
@@ -172,6 +181,8 @@ class RunOptions:
     scale: Sequence[float] | None = None
     translation: Sequence[float] | None = None
     axes: str | None = None
+    # Their values may be secrets: never in a repr.
+    storage_options: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_flags(
@@ -219,6 +230,9 @@ class RunOptions:
                 f"missing must be 'fill' or 'error', got {self.missing!r}"
             )
         object.__setattr__(self, "timeout", check_timeout(self.timeout))
+        object.__setattr__(
+            self, "storage_options", check_storage_options(self.storage_options)
+        )
 
     @classmethod
     def of(cls, options: RunOptions | None = None, /, **settings: Any) -> RunOptions:

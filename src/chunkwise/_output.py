@@ -34,6 +34,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from chunkwise._store import ATTRIBUTE, LEDGER, Status, now, open_output
+from chunkwise._zarr_compat import sync
 from chunkwise.errors import BlockError, ChunkwiseError
 
 if TYPE_CHECKING:
@@ -455,6 +456,10 @@ def inspect_output(store: Any, *, locked: bool = False) -> Existing:
     try:
         node = zarr.open(store=_read_only(store), mode="r")
     except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError):
+        if root is None and _has_keys(store):
+            # An object-store prefix holding other objects: a run would write
+            # its array among them (locally, that is a folder that is not Zarr).
+            return Existing(Found.OTHER, detail="objects that are not a Zarr array")
         return Existing(Found.NOTHING)
     except Exception as error:
         detail = f"{type(error).__name__}: {error}".splitlines()[0]
@@ -475,13 +480,32 @@ def inspect_output(store: Any, *, locked: bool = False) -> Existing:
                 rest = [n for n in names if n != LOCK]
                 if all(_is_metadata(n) or _is_bare_level(root / n) for n in rest):
                     return Existing(Found.EMPTY, leftovers=rest)
-            if ours or (root is not None and _holds_chunkwise_metadata(root)):
+            if (
+                ours
+                or (root is not None and _holds_chunkwise_metadata(root))
+                or (root is None and ATTRIBUTE in node.attrs)
+            ):
+                # Remote: killed while its levels were made, after the group.
                 return Existing(Found.BROKEN, detail=str(error))
             return Existing(Found.OTHER, detail="it holds a Zarr group, not an image")
     record = node.attrs.get(ATTRIBUTE)
     if not isinstance(record, dict) or not record:
         return Existing(Found.BROKEN if ours else Found.FOREIGN, node)
     return Existing(Found.CHUNKWISE, node)
+
+
+def _has_keys(store: Any) -> bool:
+    """Whether a store (not a local one) holds anything, from one listing page."""
+
+    async def first() -> bool:
+        async for _ in store.list_dir(""):
+            return True
+        return False
+
+    try:
+        return sync(first())
+    except (FileNotFoundError, NotImplementedError):
+        return False
 
 
 def _read_only(store: Any) -> Any:
@@ -558,6 +582,7 @@ def claim_output(
     """
     root = local_root(store)
     if root is None:
+        _check_not_running(found)
         return Claim(None, None)
     record = process_identity() | {"run_id": run_id, "since": now()}
     if found.found is Found.NOTHING:
@@ -577,6 +602,30 @@ def claim_output(
         claim.abandon()
         raise
     return claim
+
+
+def _check_not_running(found: Existing) -> None:
+    """Refuse an output without a lock (an object store) that a live run writes.
+
+    Only a run of another process on this host is known to be alive; one on
+    another host may be, and is not refused (see the README).
+    """
+    if found.found is not Found.CHUNKWISE or found.array is None:
+        return
+    record = found.array.attrs.get(ATTRIBUTE)
+    record = record if isinstance(record, dict) else {}
+    process = record.get("process")
+    if (
+        record.get("status") == Status.RUNNING.value
+        and isinstance(process, dict)
+        and process.get("pid") != os.getpid()
+        and process_gone(process) is False
+    ):
+        raise ChunkwiseError(
+            f"the output is being written by run {record.get('run_id', '?')} (pid "
+            f"{process.get('pid')} on this host, since {record.get('started', '?')}); "
+            "an object store has no lock: wait for it to finish or cancel it"
+        )
 
 
 def _prepare(claim: Claim, store: Any, found: Existing, *, replace: bool) -> None:

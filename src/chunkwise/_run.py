@@ -54,6 +54,7 @@ from chunkwise._prepare import (
     pyramid_plan,
 )
 from chunkwise._pyramid import InBlock, Pyramid, method_for
+from chunkwise._remote import check_storage_options
 from chunkwise._resources import cache_budget, check_resources
 from chunkwise._selection import priority_boxes, wanted_blocks
 from chunkwise._source import Source, open_source, with_axes
@@ -537,16 +538,18 @@ def iter_process(
             f"cancel must be a chunkwise.CancelToken, got {type(cancel).__name__}"
         )
     format = output_format(options.format, out, options.levels)
+    storage = check_storage_options(options.storage_options, source, out)
     opened = open_source(
         source,
         cache_bytes=options.cache_bytes,
         missing=options.missing,
         timeout=options.timeout,
         level=options.level,
+        storage_options=storage,
     )
     opened = with_axes(opened, options.axes)
     op = fit_axes(op, opened.spatial, len(opened.shape))
-    store = output_store(out)
+    store = output_store(out, storage)
     check_output_location(store, opened)
     found = inspect_output(store)
     check_existing(
@@ -775,6 +778,7 @@ def plan(
         missing=options.missing,
         timeout=options.timeout,
         level=options.level,
+        storage_options=check_storage_options(options.storage_options, source),
     )
     opened = with_axes(opened, options.axes)
     op = fit_axes(op, opened.spatial, len(opened.shape))

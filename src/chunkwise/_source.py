@@ -24,7 +24,14 @@ from chunkwise._cache import ChunkCache
 from chunkwise._chunkfiles import ChunkFiles
 from chunkwise._geometry import Box, chunk_boxes, spatial_axes
 from chunkwise._keys import all_fill, chunk_key, stored_index
-from chunkwise._remote import DEFAULT_TIMEOUT, check_timeout, is_url, open_url
+from chunkwise._remote import (
+    DEFAULT_TIMEOUT,
+    check_storage_options,
+    check_timeout,
+    is_url,
+    open_url,
+)
+from chunkwise._secrets import redact, scrub
 from chunkwise._zarr_compat import sync
 from chunkwise.errors import BlockError, ChunkwiseError
 
@@ -184,7 +191,7 @@ class Source:
         except Exception as error:
             raise BlockError(
                 f"input chunk {index} of {self.location} could not be read: "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {scrub(str(error))}"
             ) from error
 
     def _unit(self, index: tuple[int, ...]) -> tuple[int, ...]:
@@ -216,7 +223,7 @@ class Source:
             except Exception as error:
                 raise BlockError(
                     f"input chunk {index} of {self.location} could not be read: "
-                    f"{type(error).__name__}: {error}"
+                    f"{type(error).__name__}: {scrub(str(error))}"
                 ) from error
             if data is not None:
                 data.flags.writeable = False
@@ -241,7 +248,7 @@ class Source:
             )
             raise BlockError(
                 f"{what} of {self.location} could not be read: "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {scrub(str(error))}"
             ) from error
         if self.listing is not None and direct is None:
             self._check_filled(box, data)
@@ -323,9 +330,13 @@ def _check_array(array: Any, location: str) -> None:
                 )
 
 
-def _open_store(path: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+def _open_store(
+    path: str,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    storage_options: dict[str, Any] | None = None,
+) -> Any:
     if is_url(path):
-        return open_url(path, timeout)
+        return open_url(path, timeout, storage_options)
     # Absolute: a dask worker elsewhere resolves a relative path from its own
     # working directory.
     local = Path(path.removeprefix("file://")).expanduser().absolute()
@@ -337,26 +348,40 @@ def _open_store(path: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
 
 
 def _open_zarr(
-    path: str, timeout: float | None = DEFAULT_TIMEOUT, level: int | None = None
+    path: str,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    level: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> tuple[zarr.Array, str, Any]:
     """The array at ``path``, its location for messages, and its image.
 
     For an OME-Zarr image, the array is level ``level`` and the image its
-    `chunkwise._ngff.Multiscale`; for an array, the image is None.
+    `chunkwise._ngff.Multiscale`; for an array, the image is None. A URL's
+    location is the URL without its secrets (`chunkwise._remote.redact`).
     """
     from chunkwise._ngff import read_multiscale
 
-    store = _open_store(path, timeout)
+    store = _open_store(path, timeout, storage_options)
+    remote = is_url(path)
+    # What messages and the output's record show: never a password or token.
+    location = redact(path) if remote else os.path.abspath(path)
     try:
         node = zarr.open(store=store, mode="r")
     except TimeoutError as error:
-        raise ChunkwiseError(str(error) or f"reading {path} timed out") from None
+        raise ChunkwiseError(str(error) or f"reading {location} timed out") from None
     except Exception as error:
+        if remote and isinstance(
+            error, FileNotFoundError | zarr.errors.NodeNotFoundError
+        ):
+            raise ChunkwiseError(
+                f"input not found: no Zarr array or group at {location}"
+            ) from None
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ChunkwiseError(
-            f"{path} is not a readable Zarr store: {reason}"
+            f"{location if remote else path} is not a readable Zarr store: "
+            + (scrub(reason, storage_options) if remote else reason)
         ) from error
-    location = path if is_url(path) else os.path.abspath(path)
+    path = location if remote else path
     if not isinstance(node, zarr.Group):
         if level:
             raise ChunkwiseError(f"{path} is one array, it has no level {level}")
@@ -414,6 +439,7 @@ def open_source(
     missing: str | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
     level: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Source:
     """Open an input read-only.
 
@@ -435,6 +461,11 @@ def open_source(
     timeout : float or None
         Seconds an ``http(s)://`` input may send nothing before a read fails,
         saying what timed out (None: wait for ever). Default 60.
+    storage_options : dict, optional
+        fsspec's options for the file system of a URL input, such as
+        ``{"endpoint_url": "http://...", "anon": True}`` for ``s3://``; ignored
+        for other inputs. Settings in the environment (``AWS_ENDPOINT_URL``,
+        ``AWS_PROFILE``...) apply as well. They are not recorded anywhere.
 
     Returns
     -------
@@ -451,6 +482,8 @@ def open_source(
     if missing not in ("fill", "error"):
         raise ChunkwiseError(f"missing must be 'fill' or 'error', got {missing!r}")
     timeout = check_timeout(timeout)
+    if storage_options is not None:
+        storage_options = check_storage_options(storage_options)
     if cache_bytes is not None and (
         isinstance(cache_bytes, bool)
         or not isinstance(cache_bytes, int)
@@ -487,7 +520,9 @@ def open_source(
         return opened
     image = None
     if isinstance(source, str | os.PathLike):
-        array, location, image = _open_zarr(os.fspath(source), timeout, level)
+        array, location, image = _open_zarr(
+            os.fspath(source), timeout, level, storage_options if remote else None
+        )
         if not remote:
             named = os.path.abspath(os.fspath(source).removeprefix("file://"))
     elif all(hasattr(source, a) for a in ("shape", "dtype", "ndim", "__getitem__")):

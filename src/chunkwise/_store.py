@@ -21,12 +21,19 @@ import numcodecs
 import numpy as np
 import zarr
 import zarr.codecs
-from zarr.storage import FsspecStore, LocalStore, MemoryStore, ZipStore
+from zarr.storage import (
+    FsspecStore,
+    LocalStore,
+    MemoryStore,
+    WrapperStore,
+    ZipStore,
+)
 
 from chunkwise._chunkfiles import ChunkFiles
 from chunkwise._geometry import Box, chunk_boxes
 from chunkwise._keys import all_fill, stored_units
-from chunkwise._remote import is_url
+from chunkwise._remote import is_url, open_url
+from chunkwise._secrets import redact
 from chunkwise._zarr_compat import bytes_buffer, cpu, sync
 from chunkwise.errors import ChunkwiseError
 
@@ -113,8 +120,12 @@ def parse_codec(spec: str, zarr_format: int) -> list[Any]:
     return [zarr.codecs.BloscCodec(cname=cname, clevel=level, shuffle="shuffle")]
 
 
-def output_store(out: Any) -> Any:
-    """The zarr store for ``out``: a path, an fsspec URL, a store, or None (memory)."""
+def output_store(out: Any, storage_options: dict[str, Any] | None = None) -> Any:
+    """The zarr store for ``out``: a path, an fsspec URL, a store, or None (memory).
+
+    ``storage_options`` go to the file system of a URL (see
+    `chunkwise._remote.open_url`); other outputs ignore them.
+    """
     if out is None:
         return MemoryStore()
     if isinstance(out, str | os.PathLike):
@@ -122,7 +133,7 @@ def output_store(out: Any) -> Any:
         if not path.strip():
             raise ChunkwiseError("the output path is empty")
         if is_url(path):
-            return _url_store(path)
+            return _url_store(path, storage_options)
         if path.endswith(".zip"):
             raise ChunkwiseError(
                 "zip stores cannot be written in parallel; write a directory and zip it"
@@ -139,18 +150,14 @@ def output_store(out: Any) -> Any:
     )
 
 
-def _url_store(url: str) -> Any:
+def _url_store(url: str, storage_options: dict[str, Any] | None = None) -> Any:
     """A writable fsspec store for ``url``, or a one-line error."""
     protocol = url.split("://", 1)[0].lower()
     if protocol in ("http", "https"):
-        raise ChunkwiseError(f"cannot write to {url}: HTTP is read-only; give a path")
-    try:
-        return FsspecStore.from_url(url, read_only=False)
-    except Exception as error:
-        message = str(error).splitlines()[0] if str(error) else ""
         raise ChunkwiseError(
-            f"cannot open the output {url}: {type(error).__name__}: {message}"
-        ) from None
+            f"cannot write to {redact(url)}: HTTP is read-only; give a path"
+        )
+    return open_url(url, None, storage_options, read_only=False, role="output")
 
 
 def _local_path(store: Any) -> Path | None:
@@ -188,8 +195,11 @@ def check_output_location(store: Any, source: Source) -> None:
     """
     out_path = _local_path(store)
     array = source.array
-    if out_path is None or not isinstance(array, zarr.Array):
+    if not isinstance(array, zarr.Array):
         # numpy and lazy (dask) inputs name no store to compare with.
+        return
+    if out_path is None:
+        _check_remote_location(store, source)
         return
     in_store = _local_path(array.store_path.store)
     if in_store is None:
@@ -210,6 +220,46 @@ def check_output_location(store: Any, source: Source) -> None:
         or (out_identity is not None and out_identity in _identities(in_path))
     ):
         raise ChunkwiseError(f"the output {out_path} contains the input {in_path}")
+
+
+def _remote_place(store: Any, path: str = "") -> tuple[str, Any, str] | None:
+    """Protocol, endpoint (None: the default) and path of an object-store key."""
+    if isinstance(store, WrapperStore):  # an HTTP input with its timeout
+        store = store._store
+    if not isinstance(store, FsspecStore):
+        return None
+    fs = store.fs
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    options = fs.storage_options
+    endpoint = options.get("endpoint_url") or dict(
+        options.get("client_kwargs") or {}
+    ).get("endpoint_url")
+    return protocol, endpoint, "/".join(p for p in (store.path, path) if p).strip("/")
+
+
+def _check_remote_location(store: Any, source: Source) -> None:
+    """Refuse an object-store output that is the input, lies inside it or holds it.
+
+    By URL: an endpoint left to the environment may be the one the other names.
+    The input of an OME-Zarr level is its whole image.
+    """
+    out = _remote_place(store)
+    array = source.array
+    path = array.store_path.path
+    if source.image is not None:
+        path = path.rpartition("/")[0]
+    into = _remote_place(array.store_path.store, path)
+    if out is None or into is None or out[0] != into[0]:
+        return
+    if out[1] and into[1] and out[1] != into[1]:
+        return
+    shown, input_shown = f"{out[0]}://{out[2]}", f"{into[0]}://{into[2]}"
+    if out[2] == into[2] or into[2].startswith(f"{out[2]}/"):
+        raise ChunkwiseError(
+            f"the output {shown} is or contains the input {input_shown}"
+        )
+    if out[2].startswith(f"{into[2]}/"):
+        raise ChunkwiseError(f"the output {shown} is inside the input {input_shown}")
 
 
 def create_output(

@@ -165,15 +165,23 @@ def remove_partials(root: Path) -> int:
     return removed
 
 
-def verify(out: Any, *, n_jobs: int | None = None) -> list[Problem]:
+def verify(
+    out: Any,
+    *,
+    n_jobs: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> list[Problem]:
     """Check a chunkwise output: decode every chunk of its finished blocks.
 
     Parameters
     ----------
     out : str, os.PathLike or zarr.Array
-        An output written by `chunkwise.process`.
+        An output written by `chunkwise.process` (a path or URL, or the array).
     n_jobs : int, optional
         Threads that decode; default all cores.
+    storage_options : dict, optional
+        fsspec's options for the file system of a URL ``out``, as for
+        `chunkwise.process`.
 
     Returns
     -------
@@ -188,11 +196,19 @@ def verify(out: Any, *, n_jobs: int | None = None) -> list[Problem]:
     """
     import joblib
 
+    from chunkwise._remote import check_storage_options, is_url, open_url
+    from chunkwise._secrets import redact
     from chunkwise._store import open_output
     from chunkwise.errors import ChunkwiseError
 
+    storage_options = check_storage_options(storage_options, out)
+    where = out
+    if isinstance(out, str | os.PathLike) and is_url(os.fspath(out)):
+        # Opened here, so that a missing bucket or refused credentials say so.
+        where = open_url(os.fspath(out), None, storage_options, role="output")
+        out = redact(os.fspath(out))
     try:
-        output = open_output(out)
+        output = open_output(where)
     except ChunkwiseError as error:
         raise ChunkwiseError(f"{out}: {error}") from None
     array = output.base

@@ -193,11 +193,13 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a Zarr array and its provenance")
     info.add_argument("path")
     _add_timeout(info)
+    _add_storage_options(info, "--storage-option", "PATH")
     verify = commands.add_parser(
         "verify",
         help="decode every chunk of an output's finished blocks (exit 1 if damaged)",
     )
     verify.add_argument("path")
+    _add_storage_options(verify, "--storage-option", "PATH")
     sample = commands.add_parser(
         "sample", help="write the generated CT-like sample volume"
     )
@@ -334,7 +336,28 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "(default: error for URLs, fill otherwise)",
     )
     _add_timeout(run)
+    _add_storage_options(run, "--storage-option", "INPUT and OUTPUT")
+    _add_storage_options(run, "--input-storage-option", "INPUT (over the shared ones)")
+    _add_storage_options(
+        run, "--output-storage-option", "OUTPUT (over the shared ones)"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_storage_options(
+    parser: argparse.ArgumentParser, flag: str, where: str
+) -> None:
+    parser.add_argument(
+        flag,
+        action="append",
+        type=_storage_option,
+        metavar="KEY=VALUE",
+        help=f"an fsspec option for the file system of {where} when a URL (repeat "
+        "for more): endpoint_url=http://..., anon=true, profile=NAME, "
+        'client_kwargs={"region_name":"eu-west-1"}; a VALUE that parses as JSON '
+        "is JSON, except for secrets (key, secret, token...), which stay text. "
+        "AWS_ENDPOINT_URL, AWS_PROFILE and AWS_ACCESS_KEY_ID... apply too",
+    )
 
 
 def _add_timeout(parser: argparse.ArgumentParser) -> None:
@@ -413,6 +436,27 @@ def _jobs(text: str) -> int:
     return value
 
 
+def _storage_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` as a key and its value: JSON where it parses, else text."""
+    import json
+
+    from chunkwise._secrets import is_secret
+
+    key, equals, value = text.partition("=")
+    key = key.strip()
+    if not equals or not key:
+        # Not the text itself: it may hold a secret.
+        raise _type_error(
+            "expected KEY=VALUE, such as anon=true or endpoint_url=http://host:9000"
+        )
+    if is_secret(key):
+        return key, value
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def _seconds(text: str) -> float:
     import math
 
@@ -447,6 +491,7 @@ def _quiet_distributed() -> None:
 def _run(args: argparse.Namespace) -> None:
     from chunkwise._options import RunOptions
     from chunkwise._run import process
+    from chunkwise._secrets import redact
     from chunkwise.ops import chain, parse
 
     if args.output.lower().startswith("memory://"):
@@ -460,6 +505,7 @@ def _run(args: argparse.Namespace) -> None:
     op = chain(*(parse(spec) for spec in args.op or ["copy"]))
     if len(op.steps) == 1:
         op = op.steps[0]
+    source, storage_options = _sides(args)
     options = RunOptions(
         n_jobs=args.jobs,
         backend=args.backend,
@@ -480,9 +526,47 @@ def _run(args: argparse.Namespace) -> None:
         level=args.level,
         region=args.region,
         axes=args.axes,
+        storage_options=storage_options,
     )
-    process(args.input, op, args.output, options, progress=not args.quiet)
-    print(f"wrote {args.output}")
+    process(source, op, args.output, options, progress=not args.quiet)
+    print(f"wrote {redact(args.output)}")
+
+
+def _sides(args: argparse.Namespace) -> tuple[object, dict | None]:
+    """The input to pass on, and the storage options of the run.
+
+    With other options for the input than for the output, the input is opened
+    here with its own, and the run's options go to the output alone.
+    """
+    from chunkwise._remote import is_url
+    from chunkwise._source import open_source
+
+    shared = dict(args.storage_option or [])
+    mine = dict(args.input_storage_option or [])
+    theirs = dict(args.output_storage_option or [])
+    for flag, given, path in (
+        ("--input-storage-option", mine, args.input),
+        ("--output-storage-option", theirs, args.output),
+    ):
+        if given and not is_url(path):
+            raise ChunkwiseError(
+                f"{flag} applies to a URL (s3://, gs://...), and {path} is none"
+            )
+    if not (mine or theirs):
+        return args.input, shared or None
+    inputs, outputs = shared | mine, shared | theirs
+    if not is_url(args.input):
+        return args.input, outputs
+    if not is_url(args.output) or inputs == outputs:
+        return args.input, inputs
+    source = open_source(
+        args.input,
+        missing=args.missing_chunks,
+        timeout=args.timeout,
+        level=args.level,
+        storage_options=inputs,
+    )
+    return source, outputs or None
 
 
 def _ops(args: argparse.Namespace) -> None:
@@ -508,11 +592,17 @@ def _info(args: argparse.Namespace) -> None:
     import zarr
 
     from chunkwise._output import effective_status
+    from chunkwise._remote import check_storage_options
     from chunkwise._source import open_source
     from chunkwise._store import Ledger, provenance
 
     path = args.path
-    source = open_source(path, timeout=args.timeout)
+    options = dict(args.storage_option or []) or None
+    source = open_source(
+        path,
+        timeout=args.timeout,
+        storage_options=check_storage_options(options, path),
+    )
     array = source.array
     if not isinstance(array, zarr.Array):
         raise ChunkwiseError(f"{path} is not a Zarr array")
@@ -568,7 +658,9 @@ def _print_levels(group: zarr.Group) -> None:
 def _verify(args: argparse.Namespace) -> int:
     from chunkwise._verify import verify
 
-    problems = verify(args.path)
+    problems = verify(
+        args.path, storage_options=dict(args.storage_option or []) or None
+    )
     for problem in problems:
         print(problem)
     if problems:
