@@ -349,3 +349,21 @@ def test_a_scheduler_that_dies_leaves_a_resumable_output(tmp_path, volume, slow_
     assert resumed.code == 0, str(resumed)
     assert status_of(out) == "complete"
     volume.check(out)
+
+
+def test_relative_paths_mean_the_drivers_directory_on_every_worker(
+    client, small, tmp_path, monkeypatch
+):
+    """The workers started elsewhere; a relative output must not land there."""
+    path, data = small
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.zarr").symlink_to(path)
+    chunkwise.process(
+        "in.zarr", ops.gaussian(1), "out.zarr", backend="dask", scheduler=client
+    )
+    assert status_of(tmp_path / "out.zarr") == "complete"
+    np.testing.assert_array_equal(
+        read_array(tmp_path / "out.zarr"), ndimage.gaussian_filter(data, 1)
+    )
+    elsewhere = client.run(os.getcwd)
+    assert all(folder != str(tmp_path) for folder in elsewhere.values())
