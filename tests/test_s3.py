@@ -653,3 +653,52 @@ def test_urls_and_messages_lose_their_secrets():
         f'denied for *** with ***, *** at "{redact(url)}" us-east-1'
     )
     assert check_storage_options({"anon": True}, "s3://b/x", None) == {"anon": True}
+
+
+# ------------------------------------------------------------------- on dask
+
+
+# With another cluster on 8787, distributed moves to a free port and leaks the
+# socket that failed to bind.
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_s3_to_s3_on_a_dask_cluster_the_workers_write_the_chunks(server, floats):
+    """Workers open the buckets with the run's options; the driver, the ledger."""
+    distributed = pytest.importorskip(
+        "distributed", reason="the dask backend needs dask.distributed"
+    )
+    out_bucket = server.bucket()
+    out = f"s3://{out_bucket}/out.ome.zarr"
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        # The workers have no AWS settings of their own.
+        assert not any(
+            client.run(lambda: any(k.startswith("AWS_") for k in os.environ)).values()
+        )
+        chunkwise.process(
+            floats.url,
+            ops.median(3),
+            out,
+            backend="dask",
+            scheduler=client,
+            levels=2,
+            storage_options=server.options,
+        )
+    threads = chunkwise.process(
+        floats.data, ops.median(3), None, format="ome-zarr", levels=2
+    )
+    back = zarr.open_group(out, mode="r", storage_options=server.options)
+    assert back.attrs["chunkwise"]["status"] == "complete"
+    for level in ("0", "1"):
+        np.testing.assert_array_equal(back[level][:], threads[level][:])
+    np.testing.assert_array_equal(back["0"][:], ndimage.median_filter(floats.data, 3))
+    _assert_no_secret(back, server.secret, server.key)
+    floats.assert_unchanged()
