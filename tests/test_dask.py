@@ -367,3 +367,36 @@ def test_relative_paths_mean_the_drivers_directory_on_every_worker(
     )
     elsewhere = client.run(os.getcwd)
     assert all(folder != str(tmp_path) for folder in elsewhere.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("after", "resume_on"), [(1, "threading"), (60, "dask"), (150, "threading")]
+)
+def test_kill9_of_a_dask_driver_then_resume(
+    tmp_path, volume, slow_op, after, resume_on
+):
+    """kill -9 the driver of a local-cluster run: no worker stays, resume is exact."""
+    import psutil
+
+    out = tmp_path / "o.zarr"
+    env = slow_op(0.03)
+    started = start_cli(
+        *run_args(
+            volume.path, out, "--backend", "dask", "--scheduler", "local", op=SLOW_OP
+        ),
+        env=env,
+    )
+    wait_for(lambda: ledger_count(out) >= after, what=f"{after} blocks", timeout=120)
+    workers = psutil.Process(started.pid).children(recursive=True)
+    assert workers, "the local cluster's worker processes"
+    started.kill9()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"worker processes outlived their driver: {alive}"
+    assert status_of(out) == "running"
+    extra = ("--backend", "dask", "--scheduler", "local") if resume_on == "dask" else ()
+    resumed = run_cli(
+        *run_args(volume.path, out, "--resume", *extra, op=SLOW_OP), env=env
+    )
+    assert resumed.code == 0, str(resumed)
+    volume.check(out)
