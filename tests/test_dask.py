@@ -133,28 +133,9 @@ def test_an_ome_zarr_output_and_its_pyramid_come_out_the_same(client, small, tmp
         np.testing.assert_array_equal(dask[name][:], threads[name][:])
 
 
-def test_submission_is_bounded_by_the_worker_threads(client, small, tmp_path):
-    path, _ = small
-    run = chunkwise.iter_process(
-        path,
-        ops.copy(),
-        tmp_path / "o.zarr",
-        backend="dask",
-        scheduler=client,
-        chunks=(4, 4, 4),
-        block=(4, 4, 4),
-    )
-    assert len(run.plan) == 12 * 14 * 10
-    most = 0
-    for _ in run:
-        most = max(most, len(client.futures))
-    threads = sum(client.nthreads().values())
-    # In flight, plus the finished one whose record the driver is handling.
-    assert 0 < most <= _dask.IN_FLIGHT * threads + 1
-    np.testing.assert_array_equal(run.output[:], small[1])
-
-
-def test_n_jobs_caps_the_blocks_in_flight_on_a_cluster(client, small, tmp_path):
+@pytest.mark.parametrize("n_jobs", [None, 1])
+def test_submission_is_bounded_by_the_blocks_at_once(client, small, tmp_path, n_jobs):
+    """A plan of 210 blocks never has more than a few tasks per slot submitted."""
     path, data = small
     run = chunkwise.iter_process(
         path,
@@ -162,15 +143,18 @@ def test_n_jobs_caps_the_blocks_in_flight_on_a_cluster(client, small, tmp_path):
         tmp_path / "o.zarr",
         backend="dask",
         scheduler=client,
-        n_jobs=1,
+        n_jobs=n_jobs,
         chunks=(8, 8, 8),
         block=(8, 8, 8),
     )
-    assert run.executor.workers == 1
+    assert len(run.plan) == 6 * 7 * 5
+    slots = sum(client.nthreads().values()) if n_jobs is None else n_jobs
+    assert run.executor.workers == slots
     most = 0
     for _ in run:
         most = max(most, len(client.futures))
-    assert 0 < most <= _dask.IN_FLIGHT + 1
+    # In flight, plus the finished one whose record the driver is handling.
+    assert 0 < most <= _dask.IN_FLIGHT * slots + 1
     np.testing.assert_array_equal(run.output[:], data)
 
 

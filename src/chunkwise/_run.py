@@ -539,16 +539,7 @@ def iter_process(
         )
     format = output_format(options.format, out, options.levels)
     storage = check_storage_options(options.storage_options, source, out)
-    opened = open_source(
-        source,
-        cache_bytes=options.cache_bytes,
-        missing=options.missing,
-        timeout=options.timeout,
-        level=options.level,
-        storage_options=storage,
-    )
-    opened = with_axes(opened, options.axes)
-    op = fit_axes(op, opened.spatial, len(opened.shape))
+    opened, op = _open_input(source, op, options, storage)
     store = output_store(out, storage)
     check_output_location(store, opened)
     found = inspect_output(store)
@@ -572,6 +563,22 @@ def iter_process(
     except BaseException:
         executor.close()
         raise
+
+
+def _open_input(
+    source: Any, op: Operation, options: RunOptions, storage: dict[str, Any] | None
+) -> tuple[Source, Operation]:
+    """The input as ``options`` say to read it, and ``op`` fitted to its axes."""
+    opened = open_source(
+        source,
+        cache_bytes=options.cache_bytes,
+        missing=options.missing,
+        timeout=options.timeout,
+        level=options.level,
+        storage_options=storage,
+    )
+    opened = with_axes(opened, options.axes)
+    return opened, fit_axes(op, opened.spatial, len(opened.shape))
 
 
 def _begin(
@@ -770,18 +777,9 @@ def plan(
     >>> p.shape, p.chunks
     ((128, 128, 128), (64, 64, 64))
     """
-    op = as_operation(op)
     options = RunOptions.of(options, **settings)
-    opened = open_source(
-        source,
-        cache_bytes=options.cache_bytes,
-        missing=options.missing,
-        timeout=options.timeout,
-        level=options.level,
-        storage_options=check_storage_options(options.storage_options, source),
-    )
-    opened = with_axes(opened, options.axes)
-    op = fit_axes(op, opened.spatial, len(opened.shape))
+    storage = check_storage_options(options.storage_options, source)
+    opened, op = _open_input(source, as_operation(op), options, storage)
     executor = open_executor(options.backend, options.n_jobs, options.scheduler)
     try:
         workers = executor.workers
