@@ -228,41 +228,39 @@ class DaskExecutor:
         if len(pickle.dumps(job)) > SCATTER_BYTES:
             [shared] = self.client.scatter([job], broadcast=True, hash=False)
         pending = iter(tasks)
-        running = distributed.as_completed(loop=self.client.loop)
+        # Results come with their futures, gathered on the client's own loop; the
+        # driver takes every block finished since it last looked at once.
+        running = distributed.as_completed(
+            loop=self.client.loop, with_results=True, raise_errors=False
+        )
         submitted: set[Any] = set()
 
         def submit(count: int) -> None:
-            for task in itertools.islice(pending, count):
-                future = self.client.submit(
-                    _run_block,
-                    token,
-                    shared,
-                    *task,
-                    key=f"{prefix}-{task[0]}",
-                    pure=False,
-                    retries=RETRIES,
-                )
-                submitted.add(future)
-                running.add(future)
+            batch = list(itertools.islice(pending, count))
+            if not batch:
+                return
+            futures = self.client.map(
+                _run_block,
+                [token] * len(batch),
+                [shared] * len(batch),
+                *zip(*batch, strict=True),
+                key=[f"{prefix}-{task[0]}" for task in batch],
+                pure=False,
+                retries=RETRIES,
+            )
+            submitted.update(futures)
+            running.update(futures)
 
         submit(IN_FLIGHT * self.workers)
         try:
-            for future in running:
-                submitted.discard(future)
-                try:
-                    result = future.result()
-                except (CancelledError, OSError) as error:
-                    raise BlockError(self._lost(error)) from None
-                except distributed.KilledWorker as error:
-                    raise BlockError(
-                        f"a block killed every worker it ran on: {_one_line(error)}"
-                    ) from None
-                finally:
+            for finished in running.batches():
+                results = []
+                for future, result in finished:
+                    submitted.discard(future)
+                    results.append(self._result(future, result))
                     future.release()
-                if isinstance(result, _Failed):
-                    raise BlockError(result.message)
-                submit(1)
-                yield result
+                submit(len(results))
+                yield from results
         finally:
             if submitted:
                 with contextlib.suppress(Exception):
@@ -270,6 +268,21 @@ class DaskExecutor:
             if isinstance(shared, distributed.Future):
                 with contextlib.suppress(Exception):
                     shared.release()
+
+    def _result(self, future: Any, result: Any) -> Any:
+        """A finished task's record, or the one-line error it ended the run with."""
+        if future.cancelled() or isinstance(result, CancelledError):
+            raise BlockError(self._lost(result))
+        if future.status == "error":
+            error = result[1]
+            if isinstance(error, _distributed().KilledWorker):
+                raise BlockError(
+                    f"a block killed every worker it ran on: {_one_line(error)}"
+                ) from None
+            raise error
+        if isinstance(result, _Failed):
+            raise BlockError(result.message)
+        return result
 
     def _lost(self, error: BaseException) -> str:
         return (
