@@ -95,32 +95,33 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-class DaskExecutor:
-    """Blocks as tasks on a dask.distributed cluster.
+class DaskConnection:
+    """A client of a dask scheduler, and the local cluster started for it, if any.
 
-    ``scheduler`` is a ``distributed.Client`` (left open at the end), a scheduler
-    address such as ``tcp://10.0.0.5:8786``, or ``"local"``: a ``LocalCluster`` on
-    127.0.0.1 with ``n_jobs`` single-threaded worker processes, closed at the end.
-    None: dask's ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``), else
-    ``"local"``.
-    On a cluster, ``n_jobs`` caps the blocks running at once (None or -1: every
-    worker thread; -2: all but one).
+    Opening one may take seconds: a ``LocalCluster`` starts its worker processes,
+    and an unreachable address takes dask's connect timeout. `DaskExecutor` opens
+    one for a run given an address; the napari widget opens one off its main
+    thread, keeps it for later runs and gives its ``client`` to a run.
+
+    Parameters
+    ----------
+    scheduler : str
+        ``"local"``: a ``LocalCluster`` on 127.0.0.1 of ``n_jobs`` single-threaded
+        worker processes; else a scheduler address such as ``tcp://10.0.0.5:8786``.
+    n_jobs : int, optional
+        The local cluster's worker processes (None or -1: one per core).
+
+    Raises
+    ------
+    ChunkwiseError
+        dask.distributed is missing, or the scheduler cannot be reached.
     """
 
-    name = "dask"
-    shares_memory = False
-    detached = True
-
-    def __init__(self, n_jobs: int | None, scheduler: Any) -> None:
+    def __init__(self, scheduler: str, n_jobs: int | None = None) -> None:
         distributed = _distributed()
+        self.local = scheduler == "local"
         self._owned: list[Any] = []
-        if scheduler is None:
-            # As distributed.Client() does: dask's setting, else a local cluster.
-            scheduler = dask.config.get("scheduler-address", None) or "local"
-        if isinstance(scheduler, distributed.Client):
-            self.client = scheduler
-            self.address = str(scheduler.scheduler.address)
-        elif scheduler == "local":
+        if self.local:
             workers = check_n_jobs(n_jobs)
             cluster = distributed.LocalCluster(
                 n_workers=workers,
@@ -133,20 +134,82 @@ class DaskExecutor:
                 dashboard_address="127.0.0.1:0",
             )
             self._owned.append(cluster)
-            self.client = distributed.Client(cluster)
-            self._owned.insert(0, self.client)
             self.address = "local"
-            n_jobs = None
+        else:
+            self.address = scheduler
+            cluster = scheduler
+        try:
+            # Not the default client: dask arrays elsewhere in the process (napari's
+            # layers) keep computing where they did.
+            self.client = distributed.Client(cluster, set_as_default=False)
+        except (OSError, ValueError, TypeError) as error:
+            self.close()
+            raise ChunkwiseError(
+                f"cannot reach the dask scheduler at {self.address}: {_one_line(error)}"
+            ) from None
+        self._owned.insert(0, self.client)
+
+    def wait_for_workers(self) -> None:
+        """Wait until the scheduler has a worker, or raise a one-line error."""
+        _wait_for_workers(self.client, self.address)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the client is still connected to its scheduler."""
+        return self.client.status == "running"
+
+    def close(self) -> None:
+        """Close the client, then the local cluster (its worker processes end)."""
+        for thing in self._owned:
+            with contextlib.suppress(Exception):
+                thing.close()
+        self._owned.clear()
+
+
+def _wait_for_workers(client: Any, address: str) -> None:
+    # As long as reaching the scheduler may take: dask's connect timeout
+    # (distributed.comm.timeouts.connect, 30 s unless set).
+    timeout = dask.config.get("distributed.comm.timeouts.connect")
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError) as error:
+        raise ChunkwiseError(
+            f"the dask scheduler at {address} has no workers ({_one_line(error)})"
+        ) from None
+
+
+class DaskExecutor:
+    """Blocks as tasks on a dask.distributed cluster.
+
+    ``scheduler`` is a ``distributed.Client`` (left open at the end), a scheduler
+    address such as ``tcp://10.0.0.5:8786``, or ``"local"``: a ``LocalCluster`` on
+    127.0.0.1 with ``n_jobs`` single-threaded worker processes, closed at the end
+    (see `DaskConnection`).
+    None: dask's ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``), else
+    ``"local"``.
+    On a cluster, ``n_jobs`` caps the blocks running at once (None or -1: every
+    worker thread; -2: all but one).
+    """
+
+    name = "dask"
+    shares_memory = False
+    detached = True
+
+    def __init__(self, n_jobs: int | None, scheduler: Any) -> None:
+        distributed = _distributed()
+        self._owned: list[DaskConnection] = []
+        if scheduler is None:
+            # As distributed.Client() does: dask's setting, else a local cluster.
+            scheduler = dask.config.get("scheduler-address", None) or "local"
+        if isinstance(scheduler, distributed.Client):
+            self.client = scheduler
+            self.address = str(scheduler.scheduler.address)
         elif isinstance(scheduler, str) and scheduler.strip():
-            self.address = scheduler.strip()
-            try:
-                self.client = distributed.Client(self.address, set_as_default=False)
-            except (OSError, ValueError, TypeError) as error:
-                raise ChunkwiseError(
-                    f"cannot reach the dask scheduler at {self.address}: "
-                    f"{_one_line(error)}"
-                ) from None
-            self._owned.append(self.client)
+            connection = DaskConnection(scheduler.strip(), n_jobs)
+            self._owned.append(connection)
+            self.client, self.address = connection.client, connection.address
+            if connection.local:
+                n_jobs = None  # its workers are the n_jobs asked for
         else:
             raise ChunkwiseError(
                 "the dask backend needs a scheduler: an address such as "
@@ -161,16 +224,7 @@ class DaskExecutor:
 
     def _slots(self, n_jobs: int | None) -> int:
         """Blocks at once: every worker thread, or ``n_jobs`` of them."""
-        # As long as reaching the scheduler may take: dask's connect timeout
-        # (distributed.comm.timeouts.connect, 30 s unless set).
-        timeout = dask.config.get("distributed.comm.timeouts.connect")
-        try:
-            self.client.wait_for_workers(1, timeout=timeout)
-        except (TimeoutError, OSError) as error:
-            raise ChunkwiseError(
-                f"the dask scheduler at {self.address} has no workers "
-                f"({_one_line(error)})"
-            ) from None
+        _wait_for_workers(self.client, self.address)
         threads = sum(self.client.nthreads().values())
         if n_jobs is None:
             return threads
@@ -259,7 +313,6 @@ class DaskExecutor:
 
     def close(self) -> None:
         """Close the client and cluster this executor started, not a given client."""
-        for thing in self._owned:
-            with contextlib.suppress(Exception):
-                thing.close()
+        for connection in self._owned:
+            connection.close()
         self._owned.clear()
