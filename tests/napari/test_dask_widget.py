@@ -230,11 +230,12 @@ def test_an_unreachable_scheduler_is_one_line_and_no_layer(
 
 
 def test_cancel_while_connecting_then_run_uses_the_same_cluster(
-    make_napari_viewer, qtbot, volume
+    make_napari_viewer, qtbot, tmp_path, volume
 ):
     viewer = make_napari_viewer()
     viewer.add_image(volume, name="ct")
     widget = dock(viewer)
+    widget.scratch_dir.value = tmp_path  # kept at the close: not in /tmp
     widget.steps.steps[0].op_name.value = "invert"
     _choose_dask(widget)  # empty: a local cluster
     before = _workers()
