@@ -393,3 +393,24 @@ def test_kill9_of_a_dask_driver_then_resume(
     )
     assert resumed.code == 0, str(resumed)
     volume.check(out)
+
+
+def test_a_connection_is_not_the_default_client_and_closing_ends_its_workers():
+    """The napari widget keeps one: napari's own dask arrays must not compute on it."""
+    psutil = pytest.importorskip("psutil", reason="counts the cluster's processes")
+    connection = _dask.DaskConnection("local", 2)
+    try:
+        connection.wait_for_workers()
+        assert connection.alive
+        pids = set(connection.client.run(os.getpid).values())
+        assert len(pids) == 2
+        try:
+            default = distributed.default_client()
+        except ValueError:  # no client at all
+            default = None
+        assert default is not connection.client
+    finally:
+        connection.close()
+    assert not connection.alive
+    left = [pid for pid in pids if psutil.pid_exists(pid)]
+    assert all(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in left)

@@ -96,14 +96,100 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
+class DaskConnection:
+    """A client of a dask scheduler, and the local cluster started for it, if any.
+
+    Opening one may take seconds: a ``LocalCluster`` starts its worker processes,
+    and an unreachable address takes dask's connect timeout. `DaskExecutor` opens
+    one for a run given an address; the napari widget opens one off its main
+    thread, keeps it for later runs and gives its ``client`` to a run.
+
+    Parameters
+    ----------
+    scheduler : str
+        ``"local"``: a ``LocalCluster`` on 127.0.0.1 of ``n_jobs`` single-threaded
+        worker processes; else a scheduler address such as ``tcp://10.0.0.5:8786``.
+    n_jobs : int, optional
+        The local cluster's worker processes (None or -1: one per core).
+
+    Raises
+    ------
+    ChunkwiseError
+        dask.distributed is missing, or the scheduler cannot be reached.
+    """
+
+    def __init__(self, scheduler: str, n_jobs: int | None = None) -> None:
+        distributed = _distributed()
+        self.local = scheduler == "local"
+        self._owned: list[Any] = []
+        if self.local:
+            workers = check_n_jobs(n_jobs)
+            cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                # Any free port on the loopback: distributed's HTTP server starts
+                # even without a dashboard, on 8787 by default, where another
+                # cluster may be.
+                dashboard_address="127.0.0.1:0",
+                # The workers' own warnings (a task cancelled with the run) are
+                # not the user's business; errors still show.
+                silence_logs=logging.ERROR,
+            )
+            self._owned.append(cluster)
+            self.address = "local"
+        else:
+            self.address = scheduler
+            cluster = scheduler
+        try:
+            # Not the default client: dask arrays elsewhere in the process (napari's
+            # layers) keep computing where they did.
+            self.client = distributed.Client(cluster, set_as_default=False)
+        except (OSError, ValueError, TypeError) as error:
+            self.close()
+            raise ChunkwiseError(
+                f"cannot reach the dask scheduler at {self.address}: {_one_line(error)}"
+            ) from None
+        self._owned.insert(0, self.client)
+
+    def wait_for_workers(self) -> None:
+        """Wait until the scheduler has a worker, or raise a one-line error."""
+        _wait_for_workers(self.client, self.address)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the client is still connected to its scheduler."""
+        return self.client.status == "running"
+
+    def close(self) -> None:
+        """Close the client, then the local cluster (its worker processes end)."""
+        for thing in self._owned:
+            with contextlib.suppress(Exception):
+                thing.close()
+        self._owned.clear()
+
+
+def _wait_for_workers(client: Any, address: str) -> None:
+    # As long as reaching the scheduler may take: dask's connect timeout
+    # (distributed.comm.timeouts.connect, 30 s unless set).
+    timeout = dask.config.get("distributed.comm.timeouts.connect")
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError) as error:
+        raise ChunkwiseError(
+            f"the dask scheduler at {address} has no workers ({_one_line(error)})"
+        ) from None
+
+
 class DaskExecutor:
     """Blocks as tasks on a dask.distributed cluster.
 
     ``scheduler`` is a ``distributed.Client`` (left open at the end), a scheduler
     address such as ``tcp://10.0.0.5:8786``, or ``"local"``: a ``LocalCluster`` on
-    127.0.0.1 with ``n_jobs`` single-threaded worker processes, closed at the end.
-    None: dask's ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``), else
-    ``"local"``.
+    127.0.0.1 with ``n_jobs`` single-threaded worker processes, closed at the end
+    (see `DaskConnection`). None: dask's ``scheduler-address`` setting
+    (``DASK_SCHEDULER_ADDRESS``), else ``"local"``.
     On a cluster, ``n_jobs`` is the number of blocks at once, which may exceed
     the threads it has now (a cluster that adapts; None or -1: every worker
     thread; -2: all but one).
@@ -120,7 +206,7 @@ class DaskExecutor:
 
     def __init__(self, n_jobs: int | None, scheduler: Any) -> None:
         distributed = _distributed()
-        self._owned: list[Any] = []
+        self._owned: list[DaskConnection] = []
         if scheduler is None:
             # As distributed.Client() does: dask's setting, else a local cluster.
             scheduler = dask.config.get("scheduler-address", None) or "local"
@@ -134,15 +220,9 @@ class DaskExecutor:
             self.workers = check_n_jobs(n_jobs)
             return
         elif isinstance(scheduler, str) and scheduler.strip():
-            self.address = scheduler.strip()
-            try:
-                self.client = distributed.Client(self.address, set_as_default=False)
-            except (OSError, ValueError, TypeError) as error:
-                raise ChunkwiseError(
-                    f"cannot reach the dask scheduler at {self.address}: "
-                    f"{_one_line(error)}"
-                ) from None
-            self._owned.append(self.client)
+            connection = DaskConnection(scheduler.strip())
+            self._owned.append(connection)
+            self.client, self.address = connection.client, connection.address
         else:
             raise ChunkwiseError(
                 "the dask backend needs a scheduler: an address such as "
@@ -155,40 +235,16 @@ class DaskExecutor:
             self.close()
             raise
 
-    def _start_local(self) -> Any:
-        """The local cluster's client, its cluster started on first use."""
+    def _start_local(self) -> None:
+        """Start the local cluster, sized when the run was planned."""
         if self.client is None:
-            distributed = _distributed()
-            cluster = distributed.LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                # Any free port on the loopback: distributed's HTTP server starts
-                # even without a dashboard, on 8787 by default, where another
-                # cluster may be.
-                dashboard_address="127.0.0.1:0",
-                # The workers' own warnings (a task cancelled with the run) are
-                # not the user's business; errors still show.
-                silence_logs=logging.ERROR,
-            )
-            self._owned.append(cluster)
-            self.client = distributed.Client(cluster, set_as_default=False)
-            self._owned.insert(0, self.client)
-        return self.client
+            connection = DaskConnection("local", self.workers)
+            self._owned.append(connection)
+            self.client = connection.client
 
     def _slots(self, n_jobs: int | None) -> int:
         """Blocks at once: every worker thread, or ``n_jobs`` of them."""
-        # As long as reaching the scheduler may take: dask's connect timeout
-        # (distributed.comm.timeouts.connect, 30 s unless set).
-        timeout = dask.config.get("distributed.comm.timeouts.connect")
-        try:
-            self.client.wait_for_workers(1, timeout=timeout)
-        except (TimeoutError, OSError) as error:
-            raise ChunkwiseError(
-                f"the dask scheduler at {self.address} has no workers "
-                f"({_one_line(error)})"
-            ) from None
+        _wait_for_workers(self.client, self.address)
         threads = sum(self.client.nthreads().values())
         if n_jobs is None:
             return threads
@@ -292,7 +348,6 @@ class DaskExecutor:
 
     def close(self) -> None:
         """Close the client and cluster this executor started, not a given client."""
-        for thing in self._owned:
-            with contextlib.suppress(Exception):
-                thing.close()
+        for connection in self._owned:
+            connection.close()
         self._owned.clear()

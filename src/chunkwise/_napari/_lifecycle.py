@@ -2,7 +2,8 @@
 
 `ProcessWidget` takes these from `RunLifecycle`; they use its form (``input``,
 ``level``, ``output``, ``format``, ``chunks``), its ``stream``, ``output_layer``,
-``status``, ``progress`` and ``ask``, and its ``_scratch`` and ``_last_target``.
+``status``, ``progress`` and ``ask``, and its ``_busy``, ``_scratch`` and
+``_last_target``.
 
 - Removing the run's input layer cancels the run before napari removes the layer,
   and removing either layer stops the streaming refresh for good (removing the
@@ -340,7 +341,7 @@ class RunLifecycle:
 
     # --- recent runs ---------------------------------------------------------------
     def _on_resume_recent(self, run: RecentRun) -> None:
-        if self.stream is not None and self.stream.running:
+        if self._busy:
             show_error("a run is going: cancel it first")
             return
         path = Path(run.path)

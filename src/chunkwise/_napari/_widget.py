@@ -33,6 +33,8 @@ from qtpy.QtWidgets import QMessageBox
 from superqt.utils import qdebounced
 
 import chunkwise
+from chunkwise._executors import BACKENDS
+from chunkwise._napari._cluster import LOCAL, SchedulerLink
 from chunkwise._napari._compare import SideBySide
 from chunkwise._napari._focus import view_priority
 from chunkwise._napari._form import ChainEditor, section
@@ -75,6 +77,24 @@ RUN_NICENESS = 10
 
 #: Seconds between status texts during a run (throughput, time left).
 STATUS_INTERVAL = 0.5
+
+#: What each backend is, for the backend choice's tooltip.
+BACKEND_TIPS = {
+    "threading": "threads in napari's process; suits scipy filters, which release "
+    "the GIL",
+    "loky": "processes on this machine, for custom functions that hold the GIL",
+    "dask": "a dask.distributed cluster, started on this machine or running at a "
+    "scheduler address (see scheduler); its workers write the output themselves, "
+    "so it must be a path they all see",
+}
+#: What "jobs" counts, per backend.
+JOBS_TIPS = {
+    "dask": "With a local cluster: its worker processes, one thread each. With a "
+    "scheduler address: at most this many blocks at once on that cluster.",
+}
+JOBS_TIP = "blocks computed at the same time (default: all cores)"
+#: Most jobs a cluster may take: its worker threads are not this machine's cores.
+CLUSTER_JOBS = 4096
 
 
 class ProcessWidget(RunLifecycle, Container):
@@ -146,12 +166,20 @@ class ProcessWidget(RunLifecycle, Container):
         self.n_jobs = SpinBox(
             label="jobs", value=joblib.cpu_count(), min=1, max=joblib.cpu_count() * 4
         )
-        self.n_jobs.tooltip = "blocks computed at the same time (default: all cores)"
-        self.backend = ComboBox(label="backend", choices=chunkwise._run.BACKENDS)
-        self.backend.tooltip = (
-            "threading suits scipy filters, which release the GIL; loky runs "
-            "separate processes, for custom functions that hold it"
+        self.n_jobs.tooltip = JOBS_TIP
+        self.backend = ComboBox(label="backend", choices=BACKENDS)
+        self.backend.tooltip = "\n".join(
+            f"{name}: {BACKEND_TIPS.get(name, name)}" for name in BACKENDS
         )
+        self.scheduler = LineEdit(label="scheduler", value="")
+        self.scheduler.native.setPlaceholderText(f"{LOCAL}, or tcp://host:8786")
+        self.scheduler.tooltip = (
+            f"Empty or {LOCAL}: start a dask cluster on this machine, one worker "
+            "process per job; or the address of a running scheduler, such as "
+            "tcp://host:8786. Connected in the background when Run is pressed, "
+            "kept for the next runs, and closed with the dock."
+        )
+        self._link = SchedulerLink(nice=RUN_NICENESS)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.resume_button = PushButton(text="Resume", enabled=False)
@@ -178,6 +206,7 @@ class ProcessWidget(RunLifecycle, Container):
                 self.chunks,
                 self.n_jobs,
                 self.backend,
+                self.scheduler,
             ],
         )
         self.extend(
@@ -230,6 +259,8 @@ class ProcessWidget(RunLifecycle, Container):
         self.save_button.changed.connect(self._on_save)
         self.compare.changed.connect(self._on_compare)
         self.output.changed.connect(self._on_output_chosen)
+        self.backend.changed.connect(self._on_backend_changed)
+        self._on_backend_changed(self.backend.value)
         self._on_input_changed(self.input.value)
 
     # --- choices ---------------------------------------------------------------
@@ -265,7 +296,11 @@ class ProcessWidget(RunLifecycle, Container):
         self._closed = True
         self._schedule_preview.cancel()
         self._preview.close()
+        if self._link.waiting:
+            self._forget_new_scratch()  # its run never started: nothing to ask
         self._end_run_for_close()
+        # Once the run on it has recorded how it ended.
+        self._link.close(after=None if self.stream is None else self.stream.over)
         events = self._viewer.layers.events
         events.inserted.disconnect(self._on_layers_changed)
         events.removed.disconnect(self._on_layers_changed)
@@ -277,6 +312,12 @@ class ProcessWidget(RunLifecycle, Container):
     def _on_layers_changed(self, _: Any = None) -> None:
         self.input.reset_choices()
         self.region.reset_choices()
+
+    def _on_backend_changed(self, backend: str) -> None:
+        cluster = backend == "dask"
+        self.scheduler.visible = cluster
+        self.n_jobs.tooltip = JOBS_TIPS.get(backend, JOBS_TIP)
+        self.n_jobs.max = CLUSTER_JOBS if cluster else joblib.cpu_count() * 4
 
     def _on_input_changed(self, layer: Image | Labels | None) -> None:
         levels = len(layer.data) if layer is not None and layer.multiscale else 1
@@ -481,7 +522,7 @@ class ProcessWidget(RunLifecycle, Container):
         if layer is None:
             show_error("choose an input layer first")
             return
-        if self.stream is not None and self.stream.running:
+        if self._busy:
             return
         try:
             op = self.operation() if op is None else op
@@ -493,25 +534,92 @@ class ProcessWidget(RunLifecycle, Container):
                 target, choice = self._target_and_choice(layer, op)
             if choice is None:
                 return
+            options = self._run_options(layer, choice)
+        except (chunkwise.ChunkwiseError, OSError) as error:
+            self._forget_new_scratch()
+            show_error(str(error))
+            return
+        if options["backend"] == "dask":
+            self._connect_then_run(layer, op, target, options)
+        else:
+            self._launch(layer, op, target, options)
+
+    @property
+    def _busy(self) -> bool:
+        """Whether a run is going, or waits for its cluster."""
+        return (self.stream is not None and self.stream.running) or self._link.waiting
+
+    def _run_options(self, layer: Image | Labels, choice: str) -> dict[str, Any]:
+        """`chunkwise.iter_process`'s options as the form stands, bar ``scheduler``."""
+        return {
+            "n_jobs": self.n_jobs.value,
+            "backend": self.backend.value,
+            "chunks": _parse_chunks(self.chunks.value),
+            "zarr_format": self.zarr_format.value,
+            "codec": self.codec.value,
+            "format": self.format.value,
+            "region": self._region_of(layer),
+            "overwrite": choice == "overwrite",
+            "resume": choice == "resume",
+            **self._placement(layer),
+            "axes": layer_axes(layer),
+            # The jobs yield the cores to napari's event loop and rendering.
+            "nice": RUN_NICENESS,
+            # What is in view first; `_reprioritise` follows the view.
+            "priority": self._view_priority(layer),
+        }
+
+    def _connect_then_run(
+        self, layer: Image | Labels, op: Any, target: Path, options: dict[str, Any]
+    ) -> None:
+        """Connect to the dask scheduler off the main thread, then run on it."""
+        scheduler = self.scheduler.value.strip() or LOCAL
+        jobs = options["n_jobs"]
+        if not self._link.connected(scheduler, jobs):
+            self.status.value = (
+                f"starting a dask cluster of {jobs} worker processes on this machine…"
+                if scheduler == LOCAL
+                else f"connecting to the dask scheduler at {scheduler}…"
+            )
+        self._watch_window_close()  # closing napari meanwhile closes the cluster
+        self._idle_buttons = (self.resume_button.enabled, self.save_button.enabled)
+        self._set_running(True)  # Cancel stops waiting
+
+        def ready(client: Any) -> None:
+            if layer not in self._viewer.layers:
+                self._not_started("the input layer was removed: nothing was run")
+                return
+            self._idle()
+            self.status.value = ""
+            self._launch(layer, op, target, {**options, "scheduler": client})
+
+        def failed(message: str) -> None:
+            self._not_started(f"failed: {message}")
+            show_error(message)
+
+        # A local cluster starts at RUN_NICENESS already, and the cores of a
+        # remote one are not napari's: its jobs keep their priority.
+        options["nice"] = 0
+        self._link.connect(scheduler, jobs, ready, failed)
+
+    def _idle(self) -> None:
+        """The buttons as they were before Run waited for the cluster."""
+        self._set_running(False)
+        self.resume_button.enabled, self.save_button.enabled = self._idle_buttons
+
+    def _not_started(self, text: str) -> None:
+        """A run waiting for its cluster will not start: say why."""
+        self._idle()
+        self._forget_new_scratch()
+        self.status.value = text
+
+    def _launch(
+        self, layer: Image | Labels, op: Any, target: Path, options: dict[str, Any]
+    ) -> None:
+        """Start the run and show its output as it streams in."""
+        try:
             run = chunkwise.iter_process(
-                layer_source(layer, self.level.value),
-                op,
-                target,
-                n_jobs=self.n_jobs.value,
-                backend=self.backend.value,
-                chunks=_parse_chunks(self.chunks.value),
-                zarr_format=self.zarr_format.value,
-                codec=self.codec.value,
-                format=self.format.value,
-                region=self._region_of(layer),
-                overwrite=choice == "overwrite",
-                resume=choice == "resume",
-                **self._placement(layer),
-                axes=layer_axes(layer),
-                # The jobs yield the cores to napari's event loop and rendering.
-                nice=RUN_NICENESS,
-                # What is in view first; `_reprioritise` follows the view.
-                priority=self._view_priority(layer),
+                layer_source(layer, self.level.value), op, target, **options
             )
         except (chunkwise.ChunkwiseError, OSError) as error:
             self._forget_new_scratch()
@@ -704,7 +812,10 @@ class ProcessWidget(RunLifecycle, Container):
             show_error(str(error))
 
     def _on_cancel(self) -> None:
-        if self.stream is not None:
+        if self._link.waiting:
+            self._link.cancel()
+            self._not_started("cancelled before the run started: nothing was written")
+        elif self.stream is not None:
             self.stream.cancel()
             self.status.value = "cancelling: finishing the blocks in flight…"
 

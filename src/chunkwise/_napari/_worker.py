@@ -194,6 +194,11 @@ class RunStream:
         self.run.cancel()
 
     @property
+    def over(self) -> threading.Event:
+        """Set, in the worker thread, once the run has recorded how it ended."""
+        return self._run_over
+
+    @property
     def running(self) -> bool:
         """Whether the run has not ended yet."""
         return not self._ended
