@@ -279,8 +279,16 @@ def test_bad_dask_settings_are_one_line_errors(tmp_path, small):
             ("--backend", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"),
             f"cannot reach the dask scheduler at tcp://127.0.0.1:{port}",
         ),
+        # Workers that cannot start: each imports a module that is not there.
+        (
+            ("--backend", "dask", "--scheduler", "local", "-j", "2"),
+            "could not start a local dask cluster of 2 worker processes",
+        ),
     ]
-    env = cli_env(DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    env = cli_env(
+        DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s",
+        DASK_DISTRIBUTED__WORKER__PRELOAD='["chunkwise_no_such_module"]',
+    )
     for extra, needle in cases:
         result = run_cli(
             "run", path, tmp_path / "o.zarr", "--op", "copy", *extra, env=env

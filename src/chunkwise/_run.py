@@ -645,6 +645,8 @@ def _begin(
         # Another's cluster has its own memory, not this machine's.
         here = executor.workers if executor.owns_workers else 0
         check_resources(plan, store, here, opened)
+    # A cluster that cannot start is refused here, before the output is touched.
+    executor.start()
     claim = claim_output(store, found, run_id=new_run_id(), replace=options.overwrite)
     try:
         output = open_output_for(

@@ -47,6 +47,9 @@ class Executor(Protocol):
     def limit(self, blocks: int) -> None:
         """Run no more than ``blocks`` jobs at once: the plan has no more."""
 
+    def start(self) -> None:
+        """Start what the jobs need (a local cluster), before the output is made."""
+
     def zarr_config(self) -> dict[str, Any]:
         """Zarr settings for the driver and the jobs while the run lasts."""
 

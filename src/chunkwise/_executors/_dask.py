@@ -124,19 +124,30 @@ class DaskConnection:
         self._owned: list[Any] = []
         if self.local:
             workers = check_n_jobs(n_jobs)
-            cluster = distributed.LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                # Any free port on the loopback: distributed's HTTP server starts
-                # even without a dashboard, on 8787 by default, where another
-                # cluster may be.
-                dashboard_address="127.0.0.1:0",
-                # The workers' own warnings (a task cancelled with the run) are
-                # not the user's business; errors still show.
-                silence_logs=logging.ERROR,
-            )
+            try:
+                cluster = distributed.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    # Any free port on the loopback: distributed's HTTP server
+                    # starts even without a dashboard, on 8787 by default, where
+                    # another cluster may be.
+                    dashboard_address="127.0.0.1:0",
+                    # The workers' own warnings (a task cancelled with the run)
+                    # are not the user's business; errors show, unless the
+                    # caller (the command line) silenced distributed further.
+                    silence_logs=max(
+                        logging.ERROR,
+                        logging.getLogger("distributed").getEffectiveLevel(),
+                    ),
+                )
+            except Exception as error:
+                # distributed says RuntimeError("Cluster failed to start: ...").
+                raise ChunkwiseError(
+                    f"could not start a local dask cluster of {workers} worker "
+                    f"processes: {_one_line(error)}"
+                ) from None
             self._owned.append(cluster)
             self.address = "local"
         else:
@@ -235,13 +246,6 @@ class DaskExecutor:
             self.close()
             raise
 
-    def _start_local(self) -> None:
-        """Start the local cluster, sized when the run was planned."""
-        if self.client is None:
-            connection = DaskConnection("local", self.workers)
-            self._owned.append(connection)
-            self.client = connection.client
-
     def _slots(self, n_jobs: int | None) -> int:
         """Blocks at once: every worker thread, or ``n_jobs`` of them."""
         _wait_for_workers(self.client, self.address)
@@ -264,6 +268,13 @@ class DaskExecutor:
         """Fewer blocks than slots: the submission bound is lower, nothing else."""
         self.workers = max(1, min(self.workers, blocks))
 
+    def start(self) -> None:
+        """Start the local cluster, sized for the run's plan (a no-op otherwise)."""
+        if self.client is None:
+            connection = DaskConnection("local", self.workers)
+            self._owned.append(connection)
+            self.client = connection.client
+
     def zarr_config(self) -> dict[str, Any]:
         """Workers keep zarr's own settings: their cores are their own."""
         return {}
@@ -273,8 +284,7 @@ class DaskExecutor:
     ) -> Iterator[Any]:
         """``job(*task)`` on the workers, at most `IN_FLIGHT` per slot at once."""
         distributed = _distributed()
-        if self.address == "local":
-            self._start_local()
+        self.start()
         token = uuid.uuid4().hex
         prefix = f"chunkwise-{token[:8]}-block"
         # A job is a few kB (the plan, where the input and output are): each task

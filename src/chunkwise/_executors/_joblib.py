@@ -35,6 +35,9 @@ class _JoblibExecutor:
         """Start no more threads or processes than there are blocks."""
         self.workers = max(1, min(self.workers, blocks))
 
+    def start(self) -> None:
+        """Joblib starts its pool with each run's jobs."""
+
     def zarr_config(self) -> dict[str, Any]:
         """Zarr's own concurrency fills only the cores the jobs leave idle."""
         return {"async.concurrency": max(1, joblib.cpu_count() // self.workers)}
