@@ -178,7 +178,10 @@ def test_loky_with_priority(stored, index_order, tmp_path):
         priority=["40:41,20:30,20:30", "40:41,:,:"],
     )
     assert sorted(order) == list(range(64))
-    assert set(order[: 16 + 2]) >= _plane_blocks(40)
+    # Blocks are handed out in rank order, but they finish in the order two busy
+    # processes get through them: on a loaded machine one of them can lag behind
+    # the other by the tasks joblib hands out ahead (2 per process).
+    assert set(order[: 16 + 2 * 2 * 2]) >= _plane_blocks(40)
     assert result.tobytes() == index_order["median"].tobytes()
 
 
