@@ -49,6 +49,8 @@ class _Failed:
 #: tasks on one worker share one input cache (halos decoded once).
 _JOBS: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _JOBS_LOCK = threading.Lock()
+#: distributed's setting of its workers' glibc trim threshold (unset by chunkwise).
+_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 #: A job pickled larger than this (an in-memory input) goes to each worker once.
 SCATTER_BYTES = 2**20
 
@@ -125,23 +127,29 @@ class DaskConnection:
         if self.local:
             workers = check_n_jobs(n_jobs)
             try:
-                cluster = distributed.LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    # Any free port on the loopback: distributed's HTTP server
-                    # starts even without a dashboard, on 8787 by default, where
-                    # another cluster may be.
-                    dashboard_address="127.0.0.1:0",
-                    # The workers' own warnings (a task cancelled with the run)
-                    # are not the user's business; errors show, unless the
-                    # caller (the command line) silenced distributed further.
-                    silence_logs=max(
-                        logging.ERROR,
-                        logging.getLogger("distributed").getEffectiveLevel(),
-                    ),
-                )
+                # distributed makes its workers return freed memory to the system
+                # at once (MALLOC_TRIM_THRESHOLD_=65536): every block's buffers
+                # are then new mappings, page-faulted in again, and the Gaussian
+                # benchmark took about 1.3x as long (benchmarks/results/dask.md).
+                # The thread backend runs with glibc's own thresholds; so do these.
+                with dask.config.set({_TRIM: None}):
+                    cluster = distributed.LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        # Any free port on the loopback: distributed's HTTP server
+                        # starts even without a dashboard, on 8787 by default, where
+                        # another cluster may be.
+                        dashboard_address="127.0.0.1:0",
+                        # The workers' own warnings (a task cancelled with the run)
+                        # are not the user's business; errors show, unless the
+                        # caller (the command line) silenced distributed further.
+                        silence_logs=max(
+                            logging.ERROR,
+                            logging.getLogger("distributed").getEffectiveLevel(),
+                        ),
+                    )
             except Exception as error:
                 # distributed says RuntimeError("Cluster failed to start: ...").
                 raise ChunkwiseError(
