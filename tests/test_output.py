@@ -7,8 +7,10 @@ same rules through the command line, with real faults.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -91,6 +93,51 @@ def test_the_lock_of_a_killed_process_is_no_obstacle(volume, tmp_path):
     assert (out / LOCK).exists()  # a stale file, but no longer a lock
     result = chunkwise.process(path, OP, out, resume=True)
     np.testing.assert_array_equal(result[:], ndimage.gaussian_filter(data, 1))
+
+
+@pytest.mark.parametrize("left", ["", "killed"])
+def test_a_refused_run_names_a_holder_that_writes_its_record_late(
+    volume, tmp_path, left
+):
+    # A run takes the flock first and writes its record a moment later; until then
+    # the lock file is empty or still names a run killed before it.
+    path, _ = volume
+    out = tmp_path / "out.zarr"
+    chunkwise.process(path, OP, out)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = {
+        "pid": int(dead.stdout),
+        "host": socket.gethostname(),
+        "run_id": "killed-run",
+        "since": "then",
+    }
+    (out / LOCK).write_text(json.dumps(stale) if left else "")
+    code = (
+        "import fcntl, json, os, socket, sys, time\n"
+        f"fd = os.open({str(out / LOCK)!r}, os.O_RDWR)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(0.5)\n"
+        "os.ftruncate(fd, 0)\n"
+        "os.write(fd, json.dumps({'pid': os.getpid(), 'run_id': 'late', "
+        "'host': socket.gethostname()}).encode())\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"locked\n"
+        with pytest.raises(chunkwise.ChunkwiseError) as refused:
+            chunkwise.iter_process(path, OP, out, resume=True)
+        assert f"run late (pid {child.pid}" in str(refused.value)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
 
 
 def test_only_chunkwise_arrays_are_replaced(volume, tmp_path):

@@ -160,6 +160,25 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
+#: How long a refused run waits for the holder to write its name into the lock file.
+HOLDER_WAIT = 2.0
+
+
+def _read_holder(path: Path) -> dict[str, Any]:
+    """The record of the run holding the lock at ``path``.
+
+    A run that has just taken the lock writes its record a moment later: until then
+    the file is empty, or still names the run before it (one killed with ``kill
+    -9`` leaves its record). Wait a little for a record whose process is alive.
+    """
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        record = _read_record(path)
+        if (record and not process_gone(record)) or time.monotonic() > deadline:
+            return record
+        time.sleep(0.02)
+
+
 def _describe_holder(record: Mapping[str, Any]) -> str:
     if not record:
         return "another run"
@@ -202,7 +221,7 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                holder = _read_record(self.path)
+                holder = _read_holder(self.path)
                 if holder.get("pid") == os.getpid() and not collected:
                     # A run of this process that was dropped without being
                     # closed: collecting it lets go of its lock.
