@@ -167,6 +167,27 @@ def test_submission_is_bounded_by_the_blocks_at_once(client, small, tmp_path, n_
     np.testing.assert_array_equal(run.output[:], data)
 
 
+def test_blocks_faster_than_a_task_go_several_to_a_task(client, small, tmp_path):
+    """210 tiny blocks: far fewer tasks, every block in the ledger, the same output."""
+    path, data = small
+    out = tmp_path / "o.zarr"
+    with distributed.get_task_stream(client=client) as stream:
+        chunkwise.process(
+            path,
+            ops.copy(),
+            out,
+            backend="dask",
+            scheduler=client,
+            chunks=(8, 8, 8),
+            block=(8, 8, 8),
+        )
+    tasks = [task for task in stream.data if "chunkwise-" in str(task["key"])]
+    assert 0 < len(tasks) < 210 / 2, f"{len(tasks)} tasks for 210 blocks"
+    assert ledger_count(out) == 210
+    assert status_of(out) == "complete"
+    np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], data)
+
+
 def test_a_user_error_names_block_and_input_region_once_and_is_not_retried(
     tmp_path, small
 ):

@@ -52,18 +52,31 @@ class Listing:
 
 
 def _local_files(root: Path) -> Iterator[tuple[str, int, str]]:
-    # Plain strings and scandir: about 2 us a file, where pathlib took 18.
-    top = os.fspath(root)
-    skip = len(top) + 1
-    stack = [top]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    continue
-                info = entry.stat(follow_symlinks=False)
-                yield entry.path[skip:], info.st_size, str(info.st_mtime_ns)
+    """A folder's files in the order of their sorted relative paths, as walked.
+
+    Only one folder's names are held at a time, so a nested layout (zarr v3's
+    ``c/0/0/0``) of a million chunks is listed in constant memory. A folder sorts
+    with a ``/`` after its name, which is where its files fall among the sorted
+    paths. Plain strings and scandir: about 2 us a file, where pathlib took 18.
+    """
+
+    def walk(folder: str, prefix: str) -> Iterator[tuple[str, int, str]]:
+        with os.scandir(folder) as entries:
+            names = sorted(
+                entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name
+                for entry in entries
+            )
+        for name in names:
+            if name.endswith("/"):
+                yield from walk(os.path.join(folder, name[:-1]), prefix + name)
+                continue
+            try:
+                info = os.stat(os.path.join(folder, name), follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed since the folder was read: as if never there
+            yield prefix + name, info.st_size, str(info.st_mtime_ns)
+
+    return walk(os.fspath(root), "")
 
 
 def _remote_files(store: FsspecStore, prefix: str) -> Iterator[tuple[str, int, str]]:
@@ -71,7 +84,7 @@ def _remote_files(store: FsspecStore, prefix: str) -> Iterator[tuple[str, int, s
     # The store's file system is asynchronous (zarr makes it so): its blocking
     # ``find`` fails with "Loop is not running", so list on zarr's event loop.
     found = sync(store.fs._find(base, detail=True))
-    for name, info in found.items():
+    for name, info in sorted(found.items()):
         key = name[len(base) :].lstrip("/")
         stamp = next(
             (
@@ -120,30 +133,31 @@ def list_input(array: Any) -> Listing | None:
     """List a zarr input's files (None where its store cannot be listed)."""
     if not isinstance(array, zarr.Array):
         return None
+    unit = stored_units(array)
+    grid = tuple(math.ceil(n / c) for n, c in zip(array.shape, unit, strict=True))
+    present = np.zeros(math.prod(grid), dtype=bool)
+    strides = [math.prod(grid[axis + 1 :]) for axis in range(len(grid))]
+    digest = hashlib.sha256()
+    count = total = 0
     try:
         files = _files(array)
         if files is None:
             return None
-        listed = sorted(files)
+        # In sorted order, digested as they come: the list is never held.
+        for key, size, stamp in files:
+            digest.update(f"{key}\0{size}\0{stamp}\n".encode())
+            count += 1
+            total += size
+            index = _stored_index(key, array)
+            if index is not None and all(
+                i < n for i, n in zip(index, grid, strict=True)
+            ):
+                present[sum(i * n for i, n in zip(index, strides, strict=True))] = True
     except (OSError, NotImplementedError):
         return None
-    unit = stored_units(array)
-    grid = tuple(math.ceil(n / c) for n, c in zip(array.shape, unit, strict=True))
-    digest = hashlib.sha256()
-    stored = []
-    for key, size, stamp in listed:
-        digest.update(f"{key}\0{size}\0{stamp}\n".encode())
-        index = _stored_index(key, array)
-        if index is not None:
-            stored.append(index)
-    present = np.zeros(math.prod(grid), dtype=bool)
-    if stored:
-        indices = np.array(stored, dtype=np.int64).T
-        inside = (indices < np.array(grid)[:, None]).all(axis=0)
-        present[np.ravel_multi_index(tuple(indices[:, inside]), grid)] = True
     return Listing(
-        files=len(listed),
-        bytes=sum(size for _, size, _ in listed),
+        files=count,
+        bytes=total,
         digest=digest.hexdigest()[:32],
         present=np.packbits(present),
         grid=grid,

@@ -1,4 +1,4 @@
-"""A dask.distributed cluster: each block is one task, submitted a few at a time.
+"""A dask.distributed cluster: blocks run as tasks, submitted a few at a time.
 
 Built on distributed's own ``Client.submit`` and ``as_completed``, not a task graph
 and not joblib's dask backend (its exceptions arrive wrapped, so ``retries`` cannot
@@ -15,6 +15,7 @@ import itertools
 import logging
 import pickle
 import threading
+import time
 import uuid
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
@@ -33,9 +34,15 @@ if TYPE_CHECKING:
 #: driver records the last results, few enough that a plan of a million blocks
 #: never sits on the scheduler.
 IN_FLIGHT = 2
-#: How often a block is tried again after an I/O error (a flaky object store). A
+#: How often a task is tried again after an I/O error (a flaky object store). A
 #: worker that dies is the scheduler's business: its tasks go to other workers.
 RETRIES = 2
+#: How long one task should take. Each task costs the scheduler, the driver and a
+#: worker a few milliseconds however small its block (benchmarks/results/dask.md):
+#: blocks faster than this go several to a task, sized by the blocks timed so far.
+TASK_SECONDS = 0.1
+#: At most this many blocks to a task: what a killed worker or a cancel loses.
+BLOCKS_PER_TASK = 64
 
 
 @dataclass(frozen=True)
@@ -55,23 +62,31 @@ _TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 SCATTER_BYTES = 2**20
 
 
-def _run_block(token: str, job: Callable[..., Any], *task: Any) -> Any:
-    """Run one block on a worker.
+def _run_blocks(
+    token: str, job: Callable[..., Any], tasks: list[tuple[Any, ...]]
+) -> tuple[list[Any], float]:
+    """Run a task's blocks on a worker: their records, and the seconds they took.
 
     The operation's own errors are the same on every try, so they come back as a
-    value; I/O errors are raised, and dask retries them.
+    value, after the records of the blocks done before; I/O errors are raised, and
+    dask retries the task (its blocks are written again, to the same values).
     """
     with _JOBS_LOCK:
         job = _JOBS.setdefault(token, job)
         _JOBS.move_to_end(token)
         while len(_JOBS) > 2:
             _JOBS.popitem(last=False)
-    try:
-        return job(*task)
-    except BlockError as error:
-        if _cause(error, OSError):
-            raise
-        return _Failed(str(error))
+    began = time.perf_counter()
+    results: list[Any] = []
+    for task in tasks:
+        try:
+            results.append(job(*task))
+        except BlockError as error:
+            if _cause(error, OSError):
+                raise
+            results.append(_Failed(str(error)))
+            break
+    return results, time.perf_counter() - began
 
 
 def _cause(error: BaseException | None, kind: type[BaseException]) -> bool:
@@ -96,6 +111,25 @@ def _distributed() -> Any:
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+class _Sizing:
+    """How many blocks go to a task: enough for `TASK_SECONDS`, by those timed."""
+
+    def __init__(self) -> None:
+        self.per_task = 1
+        self._blocks = 0
+        self._seconds = 0.0
+
+    def timed(self, blocks: int, seconds: float) -> None:
+        """Count ``blocks`` that took ``seconds`` on a worker."""
+        self._blocks += blocks
+        self._seconds += seconds
+        if self._blocks and self._seconds > 0:
+            wanted = TASK_SECONDS * self._blocks / self._seconds
+            self.per_task = max(1, min(BLOCKS_PER_TASK, int(wanted)))
+        elif self._blocks:
+            self.per_task = BLOCKS_PER_TASK
 
 
 class DaskConnection:
@@ -303,22 +337,30 @@ class DaskExecutor:
             [shared] = self.client.scatter([job], broadcast=True, hash=False)
         pending = iter(tasks)
         # Results come with their futures, gathered on the client's own loop; the
-        # driver takes every block finished since it last looked at once.
+        # driver takes every task finished since it last looked at once.
         running = distributed.as_completed(
             loop=self.client.loop, with_results=True, raise_errors=False
         )
         submitted: set[Any] = set()
+        sizing = _Sizing()
 
         def submit(count: int) -> None:
-            batch = list(itertools.islice(pending, count))
-            if not batch:
+            groups = [
+                group
+                for group in (
+                    list(itertools.islice(pending, sizing.per_task))
+                    for _ in range(count)
+                )
+                if group
+            ]
+            if not groups:
                 return
             futures = self.client.map(
-                _run_block,
-                [token] * len(batch),
-                [shared] * len(batch),
-                *zip(*batch, strict=True),
-                key=[f"{prefix}-{task[0]}" for task in batch],
+                _run_blocks,
+                [token] * len(groups),
+                [shared] * len(groups),
+                groups,
+                key=[f"{prefix}-{group[0][0]}" for group in groups],
                 pure=False,
                 retries=RETRIES,
             )
@@ -331,10 +373,15 @@ class DaskExecutor:
                 results = []
                 for future, result in finished:
                     submitted.discard(future)
-                    results.append(self._result(future, result))
+                    records, seconds = self._result(future, result)
                     future.release()
-                submit(len(results))
-                yield from results
+                    sizing.timed(len(records), seconds)
+                    results.extend(records)
+                submit(len(finished))
+                failed = [record for record in results if isinstance(record, _Failed)]
+                yield from (r for r in results if not isinstance(r, _Failed))
+                if failed:
+                    raise BlockError(failed[0].message)
         finally:
             if submitted:
                 with contextlib.suppress(Exception):
@@ -354,8 +401,6 @@ class DaskExecutor:
                     f"a block killed every worker it ran on: {_one_line(error)}"
                 ) from None
             raise error
-        if isinstance(result, _Failed):
-            raise BlockError(result.message)
         return result
 
     def _lost(self, error: BaseException) -> str:
