@@ -188,6 +188,31 @@ def test_blocks_faster_than_a_task_go_several_to_a_task(client, small, tmp_path)
     np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], data)
 
 
+def _faults_of_a_second_buffer() -> int:
+    """Minor page faults of filling a 4 MiB buffer, after one was made and freed."""
+    import resource
+
+    np.ones(2**22, np.uint8)
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    np.ones(2**22, np.uint8)
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+
+
+def test_workers_reuse_freed_block_buffers(tmp_path, small):
+    """distributed's trim threshold makes each buffer new pages; a run undoes it."""
+    path, data = small
+    with _cluster(workers=1) as cluster, distributed.Client(cluster) as client:
+        assert client.run(os.getenv, "MALLOC_TRIM_THRESHOLD_")  # dask's default
+        [before] = client.run(_faults_of_a_second_buffer).values()
+        chunkwise.process(
+            path, ops.copy(), tmp_path / "o.zarr", backend="dask", scheduler=client
+        )
+        [after] = client.run(_faults_of_a_second_buffer).values()
+    assert before >= 2**22 // 4096 // 8, before  # a fresh mapping, page by page
+    assert after < 64, after
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "o.zarr")[:], data)
+
+
 def test_a_user_error_names_block_and_input_region_once_and_is_not_retried(
     tmp_path, small
 ):

@@ -25,6 +25,7 @@ import dask
 from zarr.storage import MemoryStore
 
 from chunkwise._api import check_n_jobs
+from chunkwise._executors._malloc import reuse_block_buffers
 from chunkwise.errors import BlockError, ChunkwiseError
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def _run_blocks(
     value, after the records of the blocks done before; I/O errors are raised, and
     dask retries the task (its blocks are written again, to the same values).
     """
+    reuse_block_buffers()
     with _JOBS_LOCK:
         job = _JOBS.setdefault(token, job)
         _JOBS.move_to_end(token)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +9,7 @@ import joblib
 from zarr.storage import MemoryStore
 
 from chunkwise._api import check_n_jobs
+from chunkwise._executors._malloc import share_malloc_arena
 from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
@@ -94,23 +93,3 @@ class ProcessExecutor(_JoblibExecutor):
                 "the loky backend runs in other processes and cannot write to an "
                 "in-memory store; write to a path"
             )
-
-
-@functools.cache
-def share_malloc_arena() -> None:
-    """Make the threads of this process allocate from one glibc arena (once).
-
-    A run's buffers are often freed by another thread than the one that made them
-    (zarr encodes and writes in its own threads), and glibc's per-thread arenas then
-    keep the freed memory each to itself; with one arena it is reused (peak memory
-    in benchmarks/README.md). This is a setting of the whole process,
-    napari's threads included, so it is made when the thread backend is first
-    used, not on import; threads that already have an arena keep it. A no-op
-    without glibc's ``mallopt``.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    m_arena_max = -8
-    mallopt(m_arena_max, 1)
