@@ -192,10 +192,13 @@ def _faults_of_a_second_buffer() -> int:
     """Minor page faults of filling a 4 MiB buffer, after one was made and freed."""
     import resource
 
-    np.ones(2**22, np.uint8)
-    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-    np.ones(2**22, np.uint8)
-    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+    counts = []
+    for _ in range(3):  # the fewest of three: nothing else of the thread's in it
+        np.ones(2**22, np.uint8)
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        np.ones(2**22, np.uint8)
+        counts.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+    return min(counts)
 
 
 def test_workers_reuse_freed_block_buffers(tmp_path, small):
@@ -208,8 +211,8 @@ def test_workers_reuse_freed_block_buffers(tmp_path, small):
             path, ops.copy(), tmp_path / "o.zarr", backend="dask", scheduler=client
         )
         [after] = client.run(_faults_of_a_second_buffer).values()
-    assert before >= 2**22 // 4096 // 8, before  # a fresh mapping, page by page
-    assert after < 64, after
+    assert before >= 2**22 // 4096 // 8, (before, after)  # new pages, each faulted
+    assert after < 64, (before, after)
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "o.zarr")[:], data)
 
 

@@ -395,7 +395,7 @@ class Run:
         results = executor.map_unordered(job, self._tasks(self._done_mask))
         status, error_text, failure = Status.FAILED, None, None
         try:
-            with zarr.config.set(config):
+            with zarr.config.set(config or {}):
                 for index, box, seconds, written, built in results:
                     if pyramid is not None:
                         pyramid.record(built)

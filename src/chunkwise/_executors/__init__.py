@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chunkwise._executors._joblib import ProcessExecutor, ThreadExecutor
-from chunkwise.errors import ChunkwiseError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -50,8 +49,8 @@ class Executor(Protocol):
     def start(self) -> None:
         """Start what the jobs need (a local cluster), before the output is made."""
 
-    def zarr_config(self) -> dict[str, Any]:
-        """Zarr settings for the driver and the jobs while the run lasts."""
+    def zarr_config(self) -> dict[str, Any] | None:
+        """Zarr settings for the driver and the jobs while the run lasts, if any."""
 
     def map_unordered(
         self, job: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]
@@ -85,7 +84,7 @@ BACKENDS = tuple(EXECUTORS)
 def open_executor(
     backend: str, n_jobs: int | None = None, scheduler: Any = None
 ) -> Executor:
-    """The executor for ``backend``, or a one-line `ChunkwiseError`.
+    """The executor for ``backend``, given values `chunkwise.RunOptions` checked.
 
     Parameters
     ----------
@@ -97,12 +96,4 @@ def open_executor(
     scheduler : str or distributed.Client, optional
         With ``dask`` only: a scheduler address, ``"local"``, or a client.
     """
-    if backend not in EXECUTORS:
-        raise ChunkwiseError(
-            f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}"
-        )
-    if scheduler is not None and backend != "dask":
-        raise ChunkwiseError(
-            f"a scheduler is for the dask backend; the {backend} backend runs here"
-        )
     return EXECUTORS[backend](n_jobs, scheduler)

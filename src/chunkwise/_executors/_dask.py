@@ -296,8 +296,6 @@ class DaskExecutor:
         threads = sum(self.client.nthreads().values())
         if n_jobs is None:
             return threads
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
-            check_n_jobs(n_jobs)  # says what is wrong with it
         return n_jobs if n_jobs > 0 else max(1, threads + 1 + n_jobs)
 
     def check_output(self, store: Any) -> None:
@@ -319,9 +317,9 @@ class DaskExecutor:
             self._owned.append(connection)
             self.client = connection.client
 
-    def zarr_config(self) -> dict[str, Any]:
+    def zarr_config(self) -> dict[str, Any] | None:
         """Workers keep zarr's own settings: their cores are their own."""
-        return {}
+        return None
 
     def map_unordered(
         self, job: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]
@@ -338,11 +336,10 @@ class DaskExecutor:
         if len(pickle.dumps(job)) > SCATTER_BYTES:
             [shared] = self.client.scatter([job], broadcast=True, hash=False)
         pending = iter(tasks)
-        # Results come with their futures, gathered on the client's own loop; the
-        # driver takes every task finished since it last looked at once.
-        running = distributed.as_completed(
-            loop=self.client.loop, with_results=True, raise_errors=False
-        )
+        # The driver takes every task finished since it last looked at once, and
+        # gathers their results itself: gathered on the client's loop instead
+        # (``with_results``), a scheduler that dies mid-gather logs a traceback.
+        running = distributed.as_completed(loop=self.client.loop, raise_errors=False)
         submitted: set[Any] = set()
         sizing = _Sizing()
 
@@ -373,9 +370,10 @@ class DaskExecutor:
         try:
             for finished in running.batches():
                 results = []
-                for future, result in finished:
+                for future, (records, seconds) in zip(
+                    finished, self._gather(finished), strict=True
+                ):
                     submitted.discard(future)
-                    records, seconds = self._result(future, result)
                     future.release()
                     sizing.timed(len(records), seconds)
                     results.extend(records)
@@ -392,18 +390,24 @@ class DaskExecutor:
                 with contextlib.suppress(Exception):
                     shared.release()
 
-    def _result(self, future: Any, result: Any) -> Any:
-        """A finished task's record, or the one-line error it ended the run with."""
-        if future.cancelled() or isinstance(result, CancelledError):
-            raise BlockError(self._lost(result))
-        if future.status == "error":
-            error = result[1]
-            if isinstance(error, _distributed().KilledWorker):
-                raise BlockError(
-                    f"a block killed every worker it ran on: {_one_line(error)}"
-                ) from None
-            raise error
-        return result
+    def _gather(self, finished: list[Any]) -> list[Any]:
+        """Finished tasks' results, or the one-line error they end the run with."""
+        distributed = _distributed()
+        try:
+            for future in finished:
+                if future.cancelled():
+                    raise CancelledError(future.key)
+                if future.status == "error":
+                    error = future.exception()
+                    if isinstance(error, distributed.KilledWorker):
+                        raise BlockError(
+                            f"a block killed every worker it ran on: {_one_line(error)}"
+                        ) from None
+                    raise error
+            return self.client.gather(finished)
+        except (CancelledError, OSError) as error:
+            # The scheduler is gone: its futures are cancelled, its comms closed.
+            raise BlockError(self._lost(error)) from None
 
     def _lost(self, error: BaseException) -> str:
         return (
