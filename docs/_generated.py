@@ -135,6 +135,8 @@ def _operation(name: str, cls: type, parameters: tuple) -> list[str]:
 
 def _labels(cls: type) -> str:
     safe = getattr(cls, "label_safe", None)
+    if isinstance(safe, property):
+        return "depends on the parameters"
     return {True: "yes", False: "no"}.get(safe, "not said")
 
 
