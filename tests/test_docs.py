@@ -379,9 +379,11 @@ def _split_env(words: list[str]) -> tuple[dict[str, str], list[str]]:
     return env, words
 
 
+#: The command lines of the cluster pages: the other pages' commands run (below).
 COMMANDS = [
     pytest.param(where, words, id=where)
     for block in blocks_in("bash", "sh", "console")
+    if block.page.name in CLUSTER_PAGES
     for where, words in commands(block)
 ]
 
@@ -659,8 +661,8 @@ def test_site_builds_strictly(tmp_path):
         for name in action.choices:
             assert f"chunkwise {name}" in commands_page
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
-    for name in chunkwise.__all__:
-        assert name in api
+    for name in set(chunkwise.__all__) - {"__version__", "ops"}:
+        assert 'id="chunkwise.' in api and f">{name}<" in api, name
     for image in re.findall(r'<img[^>]*src="([^"]+)"', _all_html(site)):
         if not image.startswith(("http", "data:")):
             assert list(site.rglob(Path(image).name)), f"missing image {image}"
@@ -712,3 +714,67 @@ def test_figure_references_agree_with_the_tests_references():
             script.reference(name, data), scipy_reference(op.to_dict(), data)
         )
         np.testing.assert_array_equal(op(data), script.reference(name, data))
+
+
+# ------------------------------------------------------------ troubleshooting
+
+#: The section of docs/troubleshooting.md that explains the errors each module
+#: raises. A module that starts raising one needs its place on the page.
+ERROR_SECTIONS = {
+    "ops/": "Operations and their parameters",
+    "_source.py": "Inputs",
+    "_store.py": "Outputs",
+    "_output.py": "Outputs",
+    "_checks.py": "Resuming",
+    "_prepare.py": "Resuming",
+    "_options.py": "Run options",
+    "_plan.py": "Run options",
+    "_api.py": "Run options",
+    "_selection.py": "Run options",
+    "_ngff.py": "Run options",
+    "_run.py": "Run options",
+    "cli.py": "Run options",
+    "_resources.py": "Memory and disk",
+    "_remote.py": "Object stores and URLs",
+    "_executors/": "The dask backend",
+    "_sample.py": "The sample",
+    "_napari/": "napari",
+    "_job.py": "`BlockError`: a run failed",
+    "_region.py": "`Cancelled`: a run was stopped",
+    "_verify.py": "Outputs",
+}
+
+
+def _raising_modules() -> dict[str, set[str]]:
+    """Each module of src/chunkwise and the error classes it makes."""
+    classes = set(chunkwise.errors.__all__)
+    found: dict[str, set[str]] = {}
+    package = ROOT / "src" / "chunkwise"
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
+                if name in classes:
+                    module = path.relative_to(package).as_posix()
+                    found.setdefault(module, set()).add(name)
+    return found
+
+
+def test_troubleshooting_covers_every_error_class_and_module():
+    page = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^#+ (.+)$", page, re.MULTILINE)
+    for name in chunkwise.errors.__all__:
+        assert any(h.startswith(f"`{name}`") for h in headings), name
+    modules = _raising_modules()
+    assert len(modules) > 20, "the search for raise sites found too little"
+    for module, classes in modules.items():
+        if module == "errors.py":
+            continue
+        section = next(
+            (s for key, s in ERROR_SECTIONS.items() if module.startswith(key)), None
+        )
+        assert section, f"{module} raises {classes}: add it to the page and here"
+        assert section in headings, f"no section {section!r} on the page"
+        for name in classes - {"ChunkwiseError"}:
+            # BlockError and Cancelled each have their own section.
+            assert any(h.startswith(f"`{name}`") for h in headings), name
