@@ -56,6 +56,16 @@ TUTORIAL = {
 }
 
 
+#: What each tutorial step is compared with, as the figure names it.
+REFERENCES = {
+    "clip": "np.clip",
+    "downsample": "numpy window means",
+    "upsample": "np.repeat",
+    "gaussian": "scipy gaussian_filter",
+    "convolve": "scipy convolve",
+}
+
+
 def volume() -> tuple[str, np.ndarray]:
     """The heart when ../shared is present, else the generated sample; its data."""
     if HEART.exists():
@@ -204,7 +214,7 @@ def draw_step(name: str, data: np.ndarray, folder: Path) -> dict:
     z = result.shape[0] // 2
     _plane(panels[1], result[z], f"chunkwise, z={z} of {_size(result.shape)}")
     panels[2].imshow(difference[z], cmap="magma", vmin=0, vmax=1)
-    panels[2].set_title(f"|chunkwise - reference|, max {difference.max():g}")
+    panels[2].set_title(f"|chunkwise - {REFERENCES[name]}|: max {difference.max():g}")
     figure.suptitle(_label(op))
     figure.tight_layout()
     figure.savefig(IMAGES / f"tutorial-{name}.png", dpi=80)
