@@ -141,12 +141,16 @@ def _labels(cls: type) -> str:
 
 
 def _parameter_row(parameter: object) -> str:
+    # Only name and default are sure to stay: the rest is read where it exists.
     default = parameter.default
     shown = "required" if default is inspect.Parameter.empty else f"`{default!r}`"
-    kind = parameter.kind + (", per axis" if parameter.per_axis else "")
-    if parameter.choices:
-        kind += ": " + ", ".join(f"`{c}`" for c in parameter.choices)
-    doc = parameter.doc.replace("|", "\\|")
+    kind = getattr(parameter, "kind", "")
+    if getattr(parameter, "per_axis", False):
+        kind += ", per axis"
+    choices = getattr(parameter, "choices", ())
+    if choices:
+        kind += ": " + ", ".join(f"`{c}`" for c in choices)
+    doc = getattr(parameter, "doc", "").replace("|", "\\|")
     return f"| `{parameter.name}` | {kind} | {shown} | {doc} |"
 
 

@@ -627,6 +627,12 @@ def test_session_pages_run_what_they_show():
     }
     not_run = [b for b in blocks if _not_run(b)]
     assert len(not_run) <= 2, [str(b) for b in not_run]
+    for block in not_run:
+        if block.title == "Not run: installs into .venv":
+            # They are the repository's own scripts; scripts/test.sh is CI itself.
+            for where, words in commands(block):
+                assert words[0] == "bash", where
+                assert (ROOT / words[1]).is_file(), f"{where}: no {words[1]}"
 
 
 # ---------------------------------------------------------------- the site
