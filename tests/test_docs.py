@@ -4,9 +4,11 @@ their command lines parse, the site builds strictly and its figures are up to da
 Every page but docs/cluster.md is a session, as a reader would follow it: its
 ```python and ```bash blocks run in order, in one temporary folder, the Python blocks
 in one namespace, and each ``chunkwise …`` line through the command's own entry
-point (any other command fails the test). A block titled ``Not run: <reason>`` is
-only compiled or parsed, for the reasons in `NOT_RUN`. Every complete output a page
-writes must equal numpy or scipy on its whole input (`reference`).
+point (any other command fails the test). A block titled with a file name
+(```` ```yaml title="recipe.yaml" ````) is written to that file in the folder, in its
+turn. A block titled ``Not run: <reason>`` is only compiled or parsed, for the
+reasons in `NOT_RUN`. Every complete output a page writes must equal numpy or scipy
+on its whole input (`scipy_reference`).
 
 docs/cluster.md needs a cluster, and keeps these conventions, in plain Markdown as
 mkdocs renders it:
@@ -461,7 +463,10 @@ def test_command_checks_would_notice_an_unknown_option():
 # -------------------------------------------------------------------------- yaml
 
 
-@pytest.mark.parametrize("block", params(blocks_in("yaml", "yml")))
+@pytest.mark.parametrize(
+    "block",
+    params([b for b in blocks_in("yaml", "yml") if b.page.name in CLUSTER_PAGES]),
+)
 def test_yaml_blocks_are_dask_settings_that_exist(block):
     check_dask_settings(yaml.safe_load(block.code), str(block))
 
@@ -504,6 +509,9 @@ def test_dask_scheduler_address_is_used_without_a_scheduler(laptop, monkeypatch)
 # -------------------------------------------------------------- session pages
 
 RUNNABLE = ("python", "py", "bash", "sh", "console")
+#: A block titled with a file name (```yaml title="recipe.yaml"```) is that file: the
+#: session writes it into its folder for the blocks after it.
+FILE_TITLE = re.compile(r"[\w.-]+\.\w+")
 
 
 def session_blocks() -> list[Block]:
@@ -511,7 +519,7 @@ def session_blocks() -> list[Block]:
         block
         for page in session_pages()
         for block in read_blocks(page)
-        if block.language in RUNNABLE
+        if block.language in RUNNABLE or FILE_TITLE.fullmatch(block.title)
     ]
 
 
@@ -553,6 +561,9 @@ class Session:
             pytest.skip(block.title)
 
     def _run(self, block: Block, capsys) -> None:
+        if FILE_TITLE.fullmatch(block.title):
+            (self.folder / block.title).write_text(block.code, encoding="utf-8")
+            return
         if block.language in ("python", "py"):
             exec(compile(block.code, str(block), "exec"), self.namespace)
             return
@@ -784,3 +795,13 @@ def test_troubleshooting_covers_every_error_class_and_module():
         for name in classes - {"ChunkwiseError"}:
             # BlockError and Cancelled each have their own section.
             assert any(h.startswith(f"`{name}`") for h in headings), name
+
+
+def test_a_block_titled_with_a_file_name_is_written_there(tmp_path, capsys):
+    session = Session(tmp_path)
+    page = ROOT / "docs" / "recipes.md"
+    recipe = Block(page, 3, "yaml", "recipe.yaml", "op: gaussian\nsigma: 2\n")
+    assert FILE_TITLE.fullmatch(recipe.title)
+    session._run(recipe, capsys)
+    assert (tmp_path / "recipe.yaml").read_text() == recipe.code
+    assert not FILE_TITLE.fullmatch("Not run: needs a cluster")
