@@ -174,3 +174,25 @@ def _napari_quietly(request, monkeypatch, tmp_path):
         return next((b for b in CAUTIOUS if b in buttons), buttons[-1])
 
     monkeypatch.setattr(_widget, "_ask", answer)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say how many documentation snippets ran (tests/test_docs.py)."""
+    passed = [r.nodeid for r in terminalreporter.stats.get("passed", [])]
+    ran = [
+        n
+        for n in passed
+        if "test_docs.py::test_snippet_runs[" in n
+        or "test_docs.py::test_laptop_blocks_run_and_equal_scipy[" in n
+    ]
+    checked = [
+        n
+        for n in passed
+        if "test_docs.py::test_python_blocks_compile[" in n
+        or "test_docs.py::test_command_lines_parse[" in n
+    ]
+    if ran or checked:
+        terminalreporter.write_line(
+            f"docs: {len(ran)} snippets run and checked, {len(checked)} Python "
+            "blocks compiled and command lines parsed"
+        )
