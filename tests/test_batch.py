@@ -287,3 +287,20 @@ def test_a_batch_on_a_local_dask_cluster(inputs, recipe, tmp_path):
     np.testing.assert_array_equal(
         read_array(results / "d.zarr"), ndimage.median_filter(fresh, 3)
     )
+
+
+def test_batch_options_override_the_recipe(inputs, recipe, tmp_path, capsys):
+    results = tmp_path / "results"
+    source = str(tmp_path / "data" / "a.zarr")
+    argv = ["batch", str(recipe), source, "--out-dir", str(results), "--quiet"]
+    assert main([*argv, "--chunks", "8,8,8", "--codec", "lz4"]) == 0
+    array = zarr.open_array(results / "a.zarr", mode="r")
+    np.testing.assert_array_equal(array[:], ndimage.median_filter(inputs["a"], 3))
+    assert array.chunks == (8, 8, 8)
+    assert array.compressors[0].to_dict()["configuration"]["cname"] == "lz4"
+    assert _table(capsys.readouterr().out)["a"][0] == "done"
+    # --op replaces the operations; the recipe's own layout stays.
+    assert main([*argv[:4], str(tmp_path / "inverted"), "--op", "invert"]) == 0
+    array = zarr.open_array(tmp_path / "inverted" / "a.zarr", mode="r")
+    np.testing.assert_array_equal(array[:], 255 - inputs["a"])
+    assert array.chunks == CHUNKS

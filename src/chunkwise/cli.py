@@ -580,9 +580,11 @@ def _run(args: argparse.Namespace) -> None:
         raise ChunkwiseError("--force only applies with --overwrite")
     if args.backend == "dask":
         _quiet_distributed()
-    op, settings = _recipe_and_overrides(args)
+    recipe, overrides = _recipe_and_overrides(
+        args, dict(args.storage_option or []) or None
+    )
     source, storage_options = _sides(args)
-    options = RunOptions(
+    machine = RunOptions(
         n_jobs=args.jobs,
         backend=args.backend,
         scheduler=args.scheduler,
@@ -594,50 +596,43 @@ def _run(args: argparse.Namespace) -> None:
         missing=args.missing_chunks,
         timeout=args.timeout,
         storage_options=storage_options,
-        **settings,
     )
-    process(source, op, args.output, options, progress=not args.quiet)
+    options = recipe.options(machine, **overrides)
+    process(source, recipe.operation, args.output, options, progress=not args.quiet)
     print(f"wrote {redact(args.output)}")
 
 
-#: The recipe settings, by the attribute of their command-line option.
-_SETTING_ARGS = {
-    "format": "format",
-    "levels": "levels",
-    "level": "level",
-    "axes": "axes",
-    "region": "region",
-    "scale": "scale",
-    "translation": "translation",
-    "chunks": "chunks",
-    "shards": "shards",
-    "zarr_format": "zarr_format",
-    "codec": "codec",
-}
+def _recipe_and_overrides(
+    args: argparse.Namespace, storage_options: dict | None = None
+) -> tuple[Recipe, dict]:
+    """The recipe of ``run`` or ``batch``, and the settings given over it.
 
-
-def _recipe_and_overrides(args: argparse.Namespace) -> tuple[object, dict]:
-    """The operation and recipe settings of ``run`` or ``batch``.
-
-    Those of ``--recipe`` (if any), each overridden by its option where given;
-    ``--op`` replaces the recipe's operations; ``--region all`` drops its region.
+    ``--recipe`` (none: a recipe of the ``--op`` operations alone), its operations
+    replaced by ``--op`` where given; each option given overrides the recipe's
+    setting, and ``--region all`` drops its region.
     """
+    import dataclasses
+
+    from chunkwise._recipe import SETTINGS, Recipe
     from chunkwise.ops import chain, parse
 
-    recipe = _read_recipe(args.recipe) if args.recipe else None
+    recipe = _read_recipe(args.recipe, storage_options) if args.recipe else None
     if args.op or recipe is None:
         op = chain(*(parse(spec) for spec in args.op or ["copy"]))
         op = op.steps[0] if len(op.steps) == 1 else op
-    else:
-        op = recipe.operation
-    settings = dict(recipe.settings) if recipe is not None else {}
-    for name, attribute in _SETTING_ARGS.items():
-        value = getattr(args, attribute)
-        if value is not None:
-            settings[name] = value
-    if isinstance(settings.get("region"), str) and settings["region"] == "all":
-        settings["region"] = None
-    return op, settings
+        recipe = (
+            Recipe(operation=op)
+            if recipe is None
+            else dataclasses.replace(recipe, operation=op)
+        )
+    overrides = {
+        name: getattr(args, name)
+        for name in SETTINGS
+        if getattr(args, name) is not None
+    }
+    if overrides.get("region") == "all":
+        overrides["region"] = None
+    return recipe, overrides
 
 
 def _read_recipe(source: str, storage_options: dict | None = None) -> Recipe:
@@ -657,17 +652,14 @@ def _recipe(args: argparse.Namespace) -> None:
 def _batch(args: argparse.Namespace) -> int:
     from chunkwise._batch import batch_inputs, iter_batch, summary_table
     from chunkwise._options import RunOptions
-    from chunkwise._recipe import Recipe
 
     if args.force and not args.overwrite:
         raise ChunkwiseError("--force only applies with --overwrite")
     if args.backend == "dask":
         _quiet_distributed()
-    recipe = _read_recipe(args.recipe, dict(args.storage_option or []) or None)
-    args.recipe = None
-    op, settings = _recipe_and_overrides(args)
-    if args.op:
-        recipe = Recipe(operation=op, description=recipe.description)
+    recipe, overrides = _recipe_and_overrides(
+        args, dict(args.storage_option or []) or None
+    )
     options = RunOptions(
         n_jobs=args.jobs,
         backend=args.backend,
@@ -679,7 +671,6 @@ def _batch(args: argparse.Namespace) -> int:
         missing=args.missing_chunks,
         timeout=args.timeout,
         storage_options=dict(args.storage_option or []) or None,
-        **settings,
     )
 
     def announce(index: int, source: str, out: str) -> None:
@@ -690,7 +681,7 @@ def _batch(args: argparse.Namespace) -> int:
     count = len(sources)
     runs = iter_batch(
         recipe, sources, args.out_dir, options, progress=not args.quiet,
-        on_start=announce,
+        on_start=announce, **overrides,
     )  # fmt: skip
     results = list(runs)
     print(summary_table(results))
