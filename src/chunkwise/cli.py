@@ -283,7 +283,12 @@ def _add_batch(commands: argparse._SubParsersAction) -> None:
         "of each; exit 1 if any failed. Example: chunkwise batch r.json "
         "'data/*.zarr' --out-dir results/",
     )
-    batch.add_argument("recipe", help="a .json/.yaml recipe, or an output to copy")
+    batch.add_argument(
+        "recipe",
+        metavar="RECIPE",
+        help="a .json/.yaml recipe, or an output whose recipe is read; --op and "
+        "the options below override it",
+    )
     batch.add_argument("inputs", nargs="+", metavar="INPUT")
     batch.add_argument(
         "--out-dir", required=True, metavar="DIR", help="where the outputs go"
@@ -391,7 +396,12 @@ def _add_run_options(parser: argparse.ArgumentParser, *, batch: bool = False) ->
     )
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument(
-        "--overwrite", action="store_true", help="replace an existing output"
+        "--overwrite",
+        action="store_true",
+        help="replace outputs made by another recipe or from another input (those "
+        "of this recipe are skipped or resumed)"
+        if batch
+        else "replace an existing output",
     )
     if not batch:
         existing.add_argument(
