@@ -304,3 +304,30 @@ def test_batch_options_override_the_recipe(inputs, recipe, tmp_path, capsys):
     array = zarr.open_array(tmp_path / "inverted" / "a.zarr", mode="r")
     np.testing.assert_array_equal(array[:], 255 - inputs["a"])
     assert array.chunks == CHUNKS
+
+
+def test_a_cancelled_batch_stops_and_the_next_one_resumes(inputs, recipe, tmp_path):
+    token = chunkwise.CancelToken()
+    results = tmp_path / "results"
+    pattern = tmp_path / "data" / "*.zarr"
+
+    def cancel_at_second(index: int, source: str, out: str) -> None:
+        if index == 1:
+            token.cancel()
+
+    seen = []
+    runs = chunkwise.iter_batch(
+        recipe, pattern, results, cancel=token, on_start=cancel_at_second
+    )
+    with pytest.raises(chunkwise.Cancelled):
+        for result in runs:
+            seen.append(result.status)
+    assert seen == ["done"]  # the batch stopped at the second input
+    assert status_of(results / "b.zarr") == "cancelled"
+    assert not (results / "c.zarr").exists()
+    again = chunkwise.batch(recipe, pattern, results)
+    assert [r.status for r in again] == ["skipped", "resumed", "done"]
+    for name in "abc":
+        np.testing.assert_array_equal(
+            read_array(results / f"{name}.zarr"), ndimage.median_filter(inputs[name], 3)
+        )

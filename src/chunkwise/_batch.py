@@ -240,7 +240,7 @@ def _one(
     from chunkwise._batch_state import made_by, output_found
     from chunkwise._output import Found
     from chunkwise._run import process
-    from chunkwise.errors import BlockError
+    from chunkwise.errors import BlockError, Cancelled
 
     start = time.monotonic()
     options = cluster.base
@@ -273,6 +273,8 @@ def _one(
             run(resume=False, overwrite=True)
             return result("done")
         return result("resumed")
+    except Cancelled:
+        raise  # the batch stops here; the next one resumes this input
     except (ChunkwiseError, BlockError, OSError) as error:
         return result("failed", _one_line(error))
     except Exception as error:
