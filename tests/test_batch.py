@@ -7,7 +7,9 @@ checked by the modification times of every file of the finished outputs.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -330,4 +332,30 @@ def test_a_cancelled_batch_stops_and_the_next_one_resumes(inputs, recipe, tmp_pa
     for name in "abc":
         np.testing.assert_array_equal(
             read_array(results / f"{name}.zarr"), ndimage.median_filter(inputs[name], 3)
+        )
+
+
+def test_ctrl_c_stops_a_batch_that_a_rerun_finishes(inputs, tmp_path):
+    slow = chunkwise.Recipe(
+        operation=ops.custom("tests.functions:slow_copy"), chunks=CHUNKS
+    ).save(tmp_path / "slow.json")
+    results = tmp_path / "results"
+    argv = ("batch", slow, tmp_path / "data" / "*.zarr", "--out-dir", results)
+    started = start_cli(
+        *argv, "-j", "1", "--block", "16,16,16", "--quiet",
+        env=cli_env(CHUNKWISE_TEST_DELAY="0.15"),
+    )  # fmt: skip
+    wait_for(lambda: ledger_count(results / "a.zarr") >= 1, what="a first block")
+    os.kill(started.pid, signal.SIGINT)
+    stopped = started.finish()
+    assert stopped.code == 130, str(stopped)
+    assert "run the batch again to resume it" in stopped.err
+    assert "Traceback" not in stopped.err
+    assert status_of(results / "a.zarr") == "cancelled"
+    rerun = run_cli(*argv, "--quiet", env=cli_env(CHUNKWISE_TEST_DELAY="0"))
+    assert rerun.code == 0, str(rerun)
+    assert [_table(rerun.out)[n][0] for n in "abc"] == ["resumed", "done", "done"]
+    for name in "abc":
+        np.testing.assert_array_equal(
+            read_array(results / f"{name}.zarr"), inputs[name]
         )
