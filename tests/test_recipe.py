@@ -377,3 +377,38 @@ def test_a_recipe_tuned_on_the_heart_scan_runs_on_another_volume(tmp_path):
     again = recipe.process(HEART, tmp_path / "again.ome.zarr", n_jobs=1)
     np.testing.assert_array_equal(again["0"][:], expected)
     np.testing.assert_array_equal(again["1"][:], zarr.open_group(made)["1"][:])
+
+
+def test_every_setting_survives_the_command_line_and_the_python_text(volumes, tmp_path):
+    path, data = volumes["first"]
+    recipe = chunkwise.Recipe(
+        operation=ops.uniform(3),
+        format="ome-zarr", levels=2, chunks=(8, 16, 16), codec="blosc-zstd:4",
+        zarr_format=2, axes="zyx", region="0:8,0:16,0:16", scale=(2.0, 0.5, 0.5),
+        translation=(0.0, 10.0, 10.0),
+    )  # fmt: skip
+    outs = {"cli": tmp_path / "cli.zarr", "python": tmp_path / "python.zarr"}
+    words = shlex.split(chunkwise.to_command_line(recipe, path, outs["cli"]))
+    assert main([*words[1:], "--quiet"]) == 0
+    script = chunkwise.to_python(recipe, path, outs["python"])
+    exec(compile(script, "<recipe>", "exec"), {})
+    direct = recipe.process(path, tmp_path / "direct.zarr")
+    for out in outs.values():
+        group = zarr.open_group(out, mode="r")
+        image = dict(group.attrs)["multiscales"][0]
+        made = dict(direct.attrs)["multiscales"][0]
+        assert (image["axes"], image["datasets"]) == (made["axes"], made["datasets"])
+        scale = image["datasets"][0]
+        assert scale["coordinateTransformations"] == [
+            {"type": "scale", "scale": [2.0, 0.5, 0.5]},
+            {"type": "translation", "translation": [0.0, 10.0, 10.0]},
+        ]
+        level = group["0"]
+        assert (level.metadata.zarr_format, level.chunks) == (2, (8, 16, 16))
+        assert level.compressors[0].get_config()["clevel"] == 4
+        assert group.attrs["chunkwise"]["status"] == "partial"  # the region only
+        got = level[:8, :16, :16]
+        np.testing.assert_array_equal(got, direct["0"][:8, :16, :16])
+        expected = ndimage.uniform_filter(data, 3)
+        np.testing.assert_array_equal(got, expected[:8, :16, :16])
+        assert chunkwise.Recipe.load(out) == chunkwise.Recipe.load(direct)
