@@ -66,10 +66,11 @@ def batch_inputs(inputs: Any) -> list[str]:
         if not isinstance(item, str | os.PathLike):
             raise ChunkwiseError(f"an input is a path, URL or pattern, got {item!r}")
         text = os.fspath(item)
+        text = text if is_url(text) else os.path.expanduser(text)
         if is_url(text) or os.path.exists(text) or not glob.has_magic(text):
             found.append(text)
             continue
-        matches = sorted(glob.glob(os.path.expanduser(text), recursive=True))
+        matches = sorted(glob.glob(text, recursive=True))
         if not matches:
             raise ChunkwiseError(f"no input matches {text!r}")
         found += matches

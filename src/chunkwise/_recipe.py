@@ -68,14 +68,15 @@ class Recipe:
     Examples
     --------
     >>> from chunkwise import ops
-    >>> recipe = Recipe(operation=ops.gaussian(2), chunks=(32, 32, 32), codec="lz4")
+    >>> recipe = Recipe(ops.gaussian(2), chunks=(32, 32, 32), codec="lz4")
     >>> recipe.settings
     {'chunks': (32, 32, 32), 'codec': 'lz4'}
     >>> Recipe.from_dict(recipe.to_dict()) == recipe
     True
     """
 
-    operation: Operation
+    # The one positional field: Recipe(ops.gaussian(2), chunks=(64, 64, 64)).
+    operation: Operation = dataclasses.field(kw_only=False)
     format: str | None = None
     chunks: tuple[int, ...] | None = None
     shards: tuple[int, ...] | None = None
@@ -102,6 +103,13 @@ class Recipe:
         if self.description is not None and not isinstance(self.description, str):
             raise ChunkwiseError(f"description must be text, got {self.description!r}")
         RunOptions.of(**self.settings)
+
+    def __repr__(self) -> str:
+        given = self.settings
+        if self.description is not None:
+            given["description"] = self.description
+        settings = "".join(f", {name}={value!r}" for name, value in given.items())
+        return f"Recipe({self.operation!r}{settings})"
 
     @property
     def settings(self) -> dict[str, Any]:
