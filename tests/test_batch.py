@@ -6,7 +6,6 @@ checked by the modification times of every file of the finished outputs.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -240,15 +239,26 @@ def test_bad_batches_are_refused_before_anything_runs(inputs, recipe, tmp_path, 
         chunkwise.batch(recipe, tmp_path / "data" / "a.zarr", tmp_path / "data")
 
 
-def test_a_missing_input_is_a_failed_row_and_the_batch_goes_on(
+def test_missing_inputs_and_metadata_fail_their_rows_and_the_batch_goes_on(
     inputs, recipe, tmp_path
 ):
-    results = tmp_path / "results"
-    absent = tmp_path / "data" / "gone.zarr"
-    done = chunkwise.batch(recipe, [absent, tmp_path / "data" / "a.zarr"], results)
-    assert [r.status for r in done] == ["failed", "done"]
+    data = tmp_path / "data"
+    (data / "b.zarr" / "zarr.json").unlink()  # an input without its metadata
+    results = data / "results"  # in the folder that the pattern lists
+    given = [data / "gone.zarr", data / "*"]
+    done = chunkwise.batch(recipe, given, results)
+    assert [(Path(r.input).name, r.status) for r in done] == [
+        ("gone.zarr", "failed"), ("a.zarr", "done"), ("b.zarr", "failed"),
+        ("c.zarr", "done"),
+    ]  # fmt: skip
     assert "gone.zarr" in done[0].error
-    assert json.loads(json.dumps([r.status for r in done]))  # plain values
+    assert "b.zarr" in done[2].error and "Zarr" in done[2].error
+    # The results folder, now matched by data/*, is not taken for an input.
+    again = chunkwise.batch(recipe, given, results)
+    assert [r.status for r in again] == ["failed", "skipped", "failed", "skipped"]
+    np.testing.assert_array_equal(
+        read_array(results / "c.zarr"), ndimage.median_filter(inputs["c"], 3)
+    )
 
 
 @pytest.mark.filterwarnings(

@@ -52,11 +52,13 @@ class BatchResult:
         return self.status == "failed"
 
 
-def batch_inputs(inputs: Any) -> list[str]:
+def batch_inputs(inputs: Any, out_dir: Any = None) -> list[str]:
     """Paths and URLs from ``inputs``: paths, URLs and glob patterns, in order.
 
     A pattern that matches nothing is an error; a path that does not exist is left
-    for its run to report (the batch goes on after it).
+    for its run to report (the batch goes on after it). What a pattern matches in
+    ``out_dir`` is left out: ``'data/*'`` with outputs in ``data/results`` would
+    otherwise take the results folder, and its outputs, for inputs on a rerun.
     """
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     if not items:
@@ -70,7 +72,11 @@ def batch_inputs(inputs: Any) -> list[str]:
         if is_url(text) or os.path.exists(text) or not glob.has_magic(text):
             found.append(text)
             continue
-        matches = sorted(glob.glob(text, recursive=True))
+        matches = [
+            match
+            for match in sorted(glob.glob(text, recursive=True))
+            if not _within(match, out_dir)
+        ]
         if not matches:
             raise ChunkwiseError(f"no input matches {text!r}")
         found += matches
@@ -78,6 +84,13 @@ def batch_inputs(inputs: Any) -> list[str]:
     for text in found:
         unique.setdefault(text if is_url(text) else os.path.abspath(text), text)
     return list(unique.values())
+
+
+def _within(path: str, folder: Any) -> bool:
+    if folder is None or is_url(os.fspath(folder)):
+        return False
+    inside, top = os.path.abspath(path), os.path.abspath(folder)
+    return inside == top or inside.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def batch_outputs(inputs: list[str], out_dir: Any) -> list[str]:
@@ -129,7 +142,7 @@ def iter_batch(
     if not isinstance(recipe, Recipe):
         recipe = Recipe.load(recipe)
     run_options = recipe.options(options, **settings)
-    sources = batch_inputs(inputs)
+    sources = batch_inputs(inputs, out_dir)
     outputs = batch_outputs(sources, out_dir)
     if not is_url(os.fspath(out_dir)):
         os.makedirs(out_dir, exist_ok=True)

@@ -687,7 +687,7 @@ def _batch(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[{index + 1}/{count}] {source} -> {out}", file=sys.stderr)
 
-    sources = batch_inputs(args.inputs)
+    sources = batch_inputs(args.inputs, args.out_dir)
     count = len(sources)
     runs = iter_batch(
         recipe, sources, args.out_dir, options, progress=not args.quiet,
