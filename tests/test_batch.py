@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from chunkwise import ops
 from chunkwise._sample import write_synthetic_ct
 from chunkwise.cli import main
 from faults import (
+    assert_one_line_error,
     chunk_files,
     cli_env,
     ledger_count,
@@ -369,3 +371,22 @@ def test_ctrl_c_stops_a_batch_that_a_rerun_finishes(inputs, tmp_path):
         np.testing.assert_array_equal(
             read_array(results / f"{name}.zarr"), inputs[name]
         )
+
+
+def test_a_cluster_that_cannot_be_reached_stops_the_batch_in_one_line(
+    inputs, recipe, tmp_path
+):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    results = tmp_path / "results"
+    result = run_cli(
+        "batch", recipe, tmp_path / "data" / "*.zarr", "--out-dir", results,
+        "--backend", "dask", "--scheduler", f"tcp://127.0.0.1:{port}", "--quiet",
+        env=cli_env(DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s"),
+    )  # fmt: skip
+    assert result.code == 2, str(result)
+    assert_one_line_error(
+        result, f"cannot reach the dask scheduler at tcp://127.0.0.1:{port}"
+    )
+    assert list(results.iterdir()) == []  # tried once, nothing written

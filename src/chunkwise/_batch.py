@@ -214,7 +214,10 @@ def batch(
     ------
     ChunkwiseError
         A bad recipe or setting, a pattern that matches nothing, or two inputs
-        with the same name; nothing is run.
+        with the same name: nothing is run. A dask cluster that cannot start or be
+        reached stops the batch when the first input needs it.
+    Cancelled
+        ``cancel`` was set (or Ctrl-C): the input running is left resumable.
 
     Examples
     --------
@@ -287,7 +290,7 @@ def _one(
             run(resume=False, overwrite=True)
             return result("done")
         return result("resumed")
-    except Cancelled:
+    except (Cancelled, ClusterFailed):
         raise  # the batch stops here; the next one resumes this input
     except (ChunkwiseError, BlockError, OSError) as error:
         return result("failed", _one_line(error))
@@ -298,6 +301,10 @@ def _one(
 def _one_line(error: BaseException) -> str:
     lines = (line.strip() for line in str(error).splitlines())
     return "; ".join(line for line in lines if line) or type(error).__name__
+
+
+class ClusterFailed(ChunkwiseError):
+    """The batch's dask cluster cannot start or be reached: the batch stops."""
 
 
 class _SharedCluster:
@@ -327,9 +334,12 @@ class _SharedCluster:
             address = options.scheduler or dask.config.get("scheduler-address", None)
             address = (address or "local").strip()
             local = address == "local"
-            self._connection = DaskConnection(
-                address, options.n_jobs if local else None
-            )
+            try:
+                self._connection = DaskConnection(
+                    address, options.n_jobs if local else None
+                )
+            except ChunkwiseError as error:
+                raise ClusterFailed(str(error)) from None
             self._shared = options.replace(scheduler=self._connection.client)
         return self._shared
 
