@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import zarr
 
 from chunkwise._fingerprint import changes
+from chunkwise._ngff import check_placement
 from chunkwise._output import Existing, Found, local_root
 from chunkwise._source import Source
-from chunkwise._store import Output, provenance
+from chunkwise._store import Output, parse_codec, provenance
 from chunkwise.errors import ChunkwiseError
 
 #: Output formats: one Zarr array, or an OME-Zarr image with a pyramid.
@@ -27,6 +31,68 @@ def check_flags(codec: Any, *, overwrite: bool, resume: bool, force: bool) -> No
         )
     if force and not overwrite:
         raise ChunkwiseError("force only applies with overwrite")
+
+
+def check_layout(
+    *,
+    shapes: dict[str, Any],
+    zarr_format: Any,
+    codec: Any,
+    level: Any,
+    axes: Any,
+    region: Any,
+    placement: dict[str, Any],
+) -> None:
+    """Check what can be checked of a run's settings before the input is opened.
+
+    The rest (one value per axis of the input, a region inside it) is checked
+    once the input's shape is known.
+    """
+    for name, value in shapes.items():
+        check_shape(name, value)
+    if zarr_format is not None and (
+        isinstance(zarr_format, bool) or zarr_format not in (2, 3)
+    ):
+        raise ChunkwiseError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
+    if codec is not None:
+        parse_codec(codec, 3)
+    if level is not None and (
+        isinstance(level, bool) or not isinstance(level, numbers.Integral) or level < 0
+    ):
+        raise ChunkwiseError(f"level must be a whole number >= 0, got {level!r}")
+    if axes is not None:
+        from chunkwise.ops._axes import check_axes
+
+        check_axes(axes, len(axes) if isinstance(axes, str) else 0)
+    if isinstance(region, str):
+        from chunkwise._selection import _parse_region
+
+        _parse_region(region, len(region.split(",")))
+    for name, values in placement.items():
+        sized = hasattr(values, "__len__") and not isinstance(values, str | bytes)
+        check_placement(
+            name, values, len(values) if sized else 0, positive=name == "scale"
+        )
+
+
+def check_shape(name: str, value: Any) -> None:
+    """Refuse chunks, shards or a block that are not positive whole numbers."""
+    if value is None or isinstance(value, Iterator):
+        return  # an iterator is read once, by the plan
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ChunkwiseError(
+            f"{name} must be a sequence of whole numbers such as (64, 64, 64), "
+            f"got {value!r}"
+        )
+    values = tuple(value)
+    if not values or not all(_is_count(v) for v in values):
+        raise ChunkwiseError(f"{name} must be positive whole numbers, got {value!r}")
+
+
+def _is_count(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value) and int(value) == value and value >= 1
 
 
 def check_existing(

@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chunkwise._checks import FORMATS, check_flags
+from chunkwise._checks import FORMATS, check_flags, check_layout
 from chunkwise._executors import BACKENDS
 from chunkwise._remote import DEFAULT_TIMEOUT, check_storage_options, check_timeout
 from chunkwise.errors import ChunkwiseError
@@ -229,6 +229,15 @@ class RunOptions:
             raise ChunkwiseError(
                 f"missing must be 'fill' or 'error', got {self.missing!r}"
             )
+        check_layout(
+            shapes={"chunks": self.chunks, "shards": self.shards, "block": self.block},
+            zarr_format=self.zarr_format,
+            codec=self.codec,
+            level=self.level,
+            axes=self.axes,
+            region=self.region,
+            placement={"scale": self.scale, "translation": self.translation},
+        )
         object.__setattr__(self, "timeout", check_timeout(self.timeout))
         object.__setattr__(
             self, "storage_options", check_storage_options(self.storage_options)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     import zarr
 
+    from chunkwise._recipe import Recipe
+
 __all__ = ["main"]
 
 #: ``sample`` and ``demo`` generate at most this many voxels (64 GiB of uint8).
@@ -97,6 +99,8 @@ def _guarded_main(argv: Sequence[str] | None) -> int:
         return 1
     except (Cancelled, KeyboardInterrupt) as stop:
         hint = "; run again with --resume to finish" if command == ["run"] else ""
+        if command == ["batch"]:
+            hint = "; run the batch again to resume it"
         return report_stop(stop, hint)
     except BrokenPipeError:
         _discard_stdout()
@@ -189,6 +193,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(commands)
+    _add_recipe(commands)
+    _add_batch(commands)
     commands.add_parser("ops", help="list the operations and their parameters")
     info = commands.add_parser("info", help="describe a Zarr array and its provenance")
     info.add_argument("path")
@@ -225,10 +231,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
-    from chunkwise._checks import FORMATS
-    from chunkwise._executors import BACKENDS
-    from chunkwise._store import CODECS
-
     run = commands.add_parser(
         "run",
         help="process a volume",
@@ -239,102 +241,13 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("input", help="Zarr directory, .zip store, OME-Zarr image or URL")
     run.add_argument("output", help="Zarr directory or URL to write")
     run.add_argument(
-        "--op",
-        action="append",
-        metavar="NAME:PARAM=VALUE,...",
-        help="an operation (repeat to chain); per-axis values as 1/2/2; "
-        "see 'chunkwise ops'. Without one, run converts: it copies INPUT into "
-        "OUTPUT's format (an OME-Zarr pyramid, other chunks or codec)",
+        "--recipe",
+        metavar="RECIPE",
+        help="run a recipe: a .json/.yaml file, or an output whose record is "
+        "read ('-': standard input); the options below override its settings, "
+        "--op replaces its operations",
     )
-    run.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="zarr: one array; ome-zarr: an OME-Zarr image with a pyramid built "
-        "during the run (default: ome-zarr when OUTPUT ends in .ome.zarr)",
-    )
-    run.add_argument(
-        "--levels",
-        type=_at_least(1, "a whole number"),
-        help="pyramid levels, full resolution included (default: until the "
-        "largest axis is at most 256)",
-    )
-    run.add_argument(
-        "--level",
-        type=_at_least(0, "a level number"),
-        help="level of an OME-Zarr input to process (default 0, full resolution)",
-    )
-    run.add_argument(
-        "--axes",
-        metavar="AXES",
-        help="one letter per input axis, t (time), c (channel), z, y, x (space): "
-        "czyx, cyx, yxc (RGB). Operations act on the space axes, each channel and "
-        "time point apart (default: the input's OME-Zarr axes, else space last)",
-    )
-    run.add_argument(
-        "--region",
-        metavar="Z0:Z1,Y0:Y1,X0:X1",
-        help="process only the output chunks over this region of the input (input "
-        "voxels); finish the rest later with --resume",
-    )
-    run.add_argument(
-        "-j",
-        "--jobs",
-        type=_jobs,
-        default=None,
-        help="blocks at once (default: all cores; with --backend dask and a "
-        "scheduler address, every worker thread)",
-    )
-    run.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="threading",
-        help="where blocks run: threads here (default), loky processes here, or "
-        "the workers of a dask cluster",
-    )
-    run.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="with --backend dask: a scheduler address (tcp://host:8786), or "
-        "'local' for a cluster of --jobs worker processes here (default: dask's "
-        "scheduler-address setting, else local)",
-    )
-    run.add_argument("--chunks", type=_shape, help="output chunk shape, e.g. 64,64,64")
-    run.add_argument(
-        "--shards", type=_shape, help="Zarr v3 shard shape (multiple of chunks)"
-    )
-    run.add_argument("--block", type=_shape, help="work-block shape in output voxels")
-    run.add_argument(
-        "--zarr-format", type=int, choices=(2, 3), help="output format (default 3)"
-    )
-    run.add_argument(
-        "--codec",
-        help=f"one of {', '.join(CODECS)}, optionally with a level: zstd:5 "
-        "(default zstd, level 1)",
-    )
-    existing = run.add_mutually_exclusive_group()
-    existing.add_argument(
-        "--overwrite", action="store_true", help="replace an existing output"
-    )
-    existing.add_argument(
-        "--resume", action="store_true", help="finish an interrupted run"
-    )
-    run.add_argument(
-        "--force",
-        action="store_true",
-        help="with --overwrite, also replace a Zarr array chunkwise did not make",
-    )
-    run.add_argument(
-        "--no-space-check",
-        action="store_true",
-        help="run even if the output looks too large for its disk",
-    )
-    run.add_argument(
-        "--missing-chunks",
-        choices=("fill", "error"),
-        default=None,
-        help="an input chunk never written: the fill value (Zarr's rule) or an error "
-        "(default: error for URLs, fill otherwise)",
-    )
+    _add_run_options(run)
     _add_timeout(run)
     _add_storage_options(run, "--storage-option", "INPUT and OUTPUT")
     _add_storage_options(run, "--input-storage-option", "INPUT (over the shared ones)")
@@ -342,6 +255,175 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         run, "--output-storage-option", "OUTPUT (over the shared ones)"
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_recipe(commands: argparse._SubParsersAction) -> None:
+    recipe = commands.add_parser(
+        "recipe",
+        help="print the recipe that made an output (or check a recipe file)",
+        description="Print the recipe of SOURCE, a chunkwise output (what made it) "
+        "or a recipe file (checked), as JSON or YAML. Example: chunkwise recipe "
+        "out.zarr > r.json, then chunkwise run --recipe r.json new.zarr new_out.zarr",
+    )
+    recipe.add_argument("source", help="a chunkwise output, or a .json/.yaml recipe")
+    recipe.add_argument(
+        "--format", choices=("json", "yaml"), default="json", help="default json"
+    )
+    _add_storage_options(recipe, "--storage-option", "SOURCE")
+
+
+def _add_batch(commands: argparse._SubParsersAction) -> None:
+    batch = commands.add_parser(
+        "batch",
+        help="run a recipe over many inputs",
+        description="Run RECIPE over every INPUT (paths, URLs or quoted glob "
+        "patterns), each into OUT_DIR/<its name>. Outputs already complete and made "
+        "by the recipe from the same input are skipped, unfinished ones resumed; "
+        "a failing input does not stop the others. Prints a table of what became "
+        "of each; exit 1 if any failed. Example: chunkwise batch r.json "
+        "'data/*.zarr' --out-dir results/",
+    )
+    batch.add_argument(
+        "recipe",
+        metavar="RECIPE",
+        help="a .json/.yaml recipe, or an output whose recipe is read; --op and "
+        "the options below override it",
+    )
+    batch.add_argument("inputs", nargs="+", metavar="INPUT")
+    batch.add_argument(
+        "--out-dir", required=True, metavar="DIR", help="where the outputs go"
+    )
+    _add_run_options(batch, batch=True)
+    _add_timeout(batch)
+    _add_storage_options(batch, "--storage-option", "the inputs and outputs")
+    batch.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
+    """The options of ``run`` after its paths, shared with ``batch``."""
+    from chunkwise._checks import FORMATS
+    from chunkwise._executors import BACKENDS
+    from chunkwise._store import CODECS
+
+    parser.add_argument(
+        "--op",
+        action="append",
+        metavar="NAME:PARAM=VALUE,...",
+        help="an operation (repeat to chain); per-axis values as 1/2/2; "
+        "see 'chunkwise ops'. Without one, run converts: it copies INPUT into "
+        "OUTPUT's format (an OME-Zarr pyramid, other chunks or codec)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="zarr: one array; ome-zarr: an OME-Zarr image with a pyramid built "
+        "during the run (default: ome-zarr when OUTPUT ends in .ome.zarr)",
+    )
+    parser.add_argument(
+        "--levels",
+        type=_at_least(1, "a whole number"),
+        help="pyramid levels, full resolution included (default: until the "
+        "largest axis is at most 256)",
+    )
+    parser.add_argument(
+        "--level",
+        type=_at_least(0, "a level number"),
+        help="level of an OME-Zarr input to process (default 0, full resolution)",
+    )
+    parser.add_argument(
+        "--axes",
+        metavar="AXES",
+        help="one letter per input axis, t (time), c (channel), z, y, x (space): "
+        "czyx, cyx, yxc (RGB). Operations act on the space axes, each channel and "
+        "time point apart (default: the input's OME-Zarr axes, else space last)",
+    )
+    parser.add_argument(
+        "--region",
+        metavar="Z0:Z1,Y0:Y1,X0:X1",
+        help="process only the output chunks over this region of the input (input "
+        "voxels); finish the rest later with --resume; all: the whole input (over "
+        "a recipe's region)",
+    )
+    for name, what in (
+        ("scale", "the size of the input's voxels"),
+        ("translation", "the world position of the input's first voxel"),
+    ):
+        parser.add_argument(
+            f"--{name}",
+            type=_numbers,
+            metavar="Z,Y,X",
+            help=f"with an OME-Zarr output: {what}, one number per axis (default: "
+            "the input's metadata)",
+        )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=None,
+        help="blocks at once (default: all cores; with --backend dask and a "
+        "scheduler address, every worker thread)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="threading",
+        help="where blocks run: threads here (default), loky processes here, or "
+        "the workers of a dask cluster",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --backend dask: a scheduler address (tcp://host:8786), or "
+        "'local' for a cluster of --jobs worker processes here (default: dask's "
+        "scheduler-address setting, else local)",
+    )
+    parser.add_argument(
+        "--chunks", type=_shape, help="output chunk shape, e.g. 64,64,64"
+    )
+    parser.add_argument(
+        "--shards", type=_shape, help="Zarr v3 shard shape (multiple of chunks)"
+    )
+    parser.add_argument(
+        "--block", type=_shape, help="work-block shape in output voxels"
+    )
+    parser.add_argument(
+        "--zarr-format", type=int, choices=(2, 3), help="output format (default 3)"
+    )
+    parser.add_argument(
+        "--codec",
+        help=f"one of {', '.join(CODECS)}, optionally with a level: zstd:5 "
+        "(default zstd, level 1)",
+    )
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs made by another recipe or from another input (those "
+        "of this recipe are skipped or resumed)"
+        if batch
+        else "replace an existing output",
+    )
+    if not batch:
+        existing.add_argument(
+            "--resume", action="store_true", help="finish an interrupted run"
+        )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --overwrite, also replace a Zarr array chunkwise did not make",
+    )
+    parser.add_argument(
+        "--no-space-check",
+        action="store_true",
+        help="run even if the output looks too large for its disk",
+    )
+    parser.add_argument(
+        "--missing-chunks",
+        choices=("fill", "error"),
+        default=None,
+        help="an input chunk never written: the fill value (Zarr's rule) or an error "
+        "(default: error for URLs, fill otherwise)",
+    )
 
 
 def _add_storage_options(
@@ -469,6 +551,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise _type_error(f"expected numbers like 1,0.5,0.5, got {text!r}") from None
+
+
 # --------------------------------------------------------------- the commands
 
 
@@ -492,7 +581,6 @@ def _run(args: argparse.Namespace) -> None:
     from chunkwise._options import RunOptions
     from chunkwise._run import process
     from chunkwise._secrets import redact
-    from chunkwise.ops import chain, parse
 
     if args.output.lower().startswith("memory://"):
         raise ChunkwiseError(
@@ -502,34 +590,119 @@ def _run(args: argparse.Namespace) -> None:
         raise ChunkwiseError("--force only applies with --overwrite")
     if args.backend == "dask":
         _quiet_distributed()
-    op = chain(*(parse(spec) for spec in args.op or ["copy"]))
-    if len(op.steps) == 1:
-        op = op.steps[0]
+    recipe, overrides = _recipe_and_overrides(
+        args, dict(args.storage_option or []) or None
+    )
     source, storage_options = _sides(args)
-    options = RunOptions(
+    machine = RunOptions(
         n_jobs=args.jobs,
         backend=args.backend,
         scheduler=args.scheduler,
-        chunks=args.chunks,
-        shards=args.shards,
         block=args.block,
-        zarr_format=args.zarr_format,
-        codec=args.codec,
         overwrite=args.overwrite,
         resume=args.resume,
         force=args.force,
         check_space=not args.no_space_check,
         missing=args.missing_chunks,
         timeout=args.timeout,
-        format=args.format,
-        levels=args.levels,
-        level=args.level,
-        region=args.region,
-        axes=args.axes,
         storage_options=storage_options,
     )
-    process(source, op, args.output, options, progress=not args.quiet)
+    options = recipe.options(machine, **overrides)
+    process(source, recipe.operation, args.output, options, progress=not args.quiet)
     print(f"wrote {redact(args.output)}")
+
+
+def _recipe_and_overrides(
+    args: argparse.Namespace, storage_options: dict | None = None
+) -> tuple[Recipe, dict]:
+    """The recipe of ``run`` or ``batch``, and the settings given over it.
+
+    ``--recipe`` (none: a recipe of the ``--op`` operations alone), its operations
+    replaced by ``--op`` where given; each option given overrides the recipe's
+    setting, and ``--region all`` drops its region.
+    """
+    import dataclasses
+
+    from chunkwise._recipe import SETTINGS, Recipe
+    from chunkwise.ops import chain, parse
+
+    recipe = _read_recipe(args.recipe, storage_options) if args.recipe else None
+    if args.op or recipe is None:
+        op = chain(*(parse(spec) for spec in args.op or ["copy"]))
+        op = op.steps[0] if len(op.steps) == 1 else op
+        recipe = (
+            Recipe(operation=op)
+            if recipe is None
+            else dataclasses.replace(recipe, operation=op)
+        )
+    overrides = {
+        name: getattr(args, name)
+        for name in SETTINGS
+        if getattr(args, name) is not None
+    }
+    if overrides.get("region") == "all":
+        overrides["region"] = None
+    return recipe, overrides
+
+
+def _read_recipe(source: str, storage_options: dict | None = None) -> Recipe:
+    """A recipe from a file, an output, or standard input (``-``)."""
+    from chunkwise._recipe import Recipe
+
+    if source == "-":
+        return Recipe.from_text(sys.stdin.read(), where="recipe <stdin>")
+    return Recipe.load(source, storage_options=storage_options)
+
+
+def _recipe(args: argparse.Namespace) -> None:
+    recipe = _read_recipe(args.source, dict(args.storage_option or []) or None)
+    sys.stdout.write(recipe.to_text(args.format))
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from chunkwise._batch import batch_inputs, iter_batch, summary_table
+    from chunkwise._options import RunOptions
+
+    if args.force and not args.overwrite:
+        raise ChunkwiseError("--force only applies with --overwrite")
+    if args.backend == "dask":
+        _quiet_distributed()
+    recipe, overrides = _recipe_and_overrides(
+        args, dict(args.storage_option or []) or None
+    )
+    options = RunOptions(
+        n_jobs=args.jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        block=args.block,
+        overwrite=args.overwrite,
+        force=args.force,
+        check_space=not args.no_space_check,
+        missing=args.missing_chunks,
+        timeout=args.timeout,
+        storage_options=dict(args.storage_option or []) or None,
+    )
+
+    def announce(index: int, source: str, out: str) -> None:
+        if not args.quiet:
+            print(f"[{index + 1}/{count}] {source} -> {out}", file=sys.stderr)
+
+    sources = batch_inputs(args.inputs, args.out_dir)
+    count = len(sources)
+    runs = iter_batch(
+        recipe, sources, args.out_dir, options, progress=not args.quiet,
+        on_start=announce, **overrides,
+    )  # fmt: skip
+    results = list(runs)
+    print(summary_table(results))
+    failed = sum(result.failed for result in results)
+    if failed:
+        print(
+            f"chunkwise: {failed} of {len(results)} inputs failed; run the batch "
+            "again to retry them (finished outputs are skipped)",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def _sides(args: argparse.Namespace) -> tuple[object, dict | None]:
@@ -714,6 +887,8 @@ def _demo(args: argparse.Namespace) -> None:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "run": _run,
+    "recipe": _recipe,
+    "batch": _batch,
     "ops": _ops,
     "info": _info,
     "verify": _verify,
