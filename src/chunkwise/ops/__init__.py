@@ -1,11 +1,12 @@
 """The operations catalogue.
 
 Each operation is a small frozen value with validated parameters. Build them with
-``chunkwise.ops.<name>(...)`` and combine them with `chunkwise.chain`.
+``chunkwise.ops.<name>(...)`` and combine them with `chunkwise.chain`. Each one
+registers itself where it is defined (`register`); `CATALOGUE` lists them all.
 """
 
 from chunkwise.ops._axes import on_axes
-from chunkwise.ops._base import Operation
+from chunkwise.ops._base import LabelEffect, Operation
 from chunkwise.ops._catalogue import (
     CATALOGUE,
     DTYPES,
@@ -44,15 +45,18 @@ from chunkwise.ops._rank import (
     rank_filter,
     uniform,
 )
+from chunkwise.ops._registry import FAMILIES, param, register
 from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
 
 __all__ = [
     "CATALOGUE",
     "DOWNSAMPLE_METHODS",
     "DTYPES",
+    "FAMILIES",
     "KERNEL_PRESETS",
     "MODES",
     "Chain",
+    "LabelEffect",
     "Operation",
     "Parameter",
     "astype",
@@ -77,11 +81,13 @@ __all__ = [
     "median",
     "minimum",
     "on_axes",
+    "param",
     "parameters",
     "parse",
     "percentile_filter",
     "prewitt",
     "rank_filter",
+    "register",
     "rescale",
     "sobel",
     "threshold",

@@ -13,35 +13,8 @@ from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._axes import on_axes
 from chunkwise.ops._base import Operation
 from chunkwise.ops._chain import chain
-from chunkwise.ops._custom import custom
-from chunkwise.ops._filters import (
-    MODES,
-    difference_of_gaussians,
-    gaussian,
-    gradient_magnitude,
-    laplace_of_gaussian,
-    unsharp_mask,
-)
-from chunkwise.ops._linear import convolve, correlate, laplace, prewitt, sobel
-from chunkwise.ops._pointwise import (
-    astype,
-    clip,
-    copy,
-    gamma,
-    invert,
-    rescale,
-    threshold,
-)
-from chunkwise.ops._rank import (
-    maximum,
-    median,
-    minimum,
-    percentile_filter,
-    rank_filter,
-    uniform,
-)
-from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
-from chunkwise.ops._windows import ACCUMULATORS, BOOL_RULES, MEDIANS, ROUNDINGS
+from chunkwise.ops._params import DTYPES
+from chunkwise.ops._registry import CATALOGUE, field_hint
 
 __all__ = [
     "CATALOGUE",
@@ -53,38 +26,6 @@ __all__ = [
     "parameters",
     "parse",
 ]
-
-CATALOGUE: dict[str, type[Operation]] = {
-    op.name: op
-    for op in (
-        copy,
-        clip,
-        threshold,
-        rescale,
-        invert,
-        astype,
-        gamma,
-        downsample,
-        upsample,
-        gaussian,
-        median,
-        uniform,
-        minimum,
-        maximum,
-        rank_filter,
-        percentile_filter,
-        gradient_magnitude,
-        laplace_of_gaussian,
-        difference_of_gaussians,
-        unsharp_mask,
-        correlate,
-        convolve,
-        sobel,
-        prewitt,
-        laplace,
-        custom,
-    )
-}
 
 
 def _lookup(name: str) -> type[Operation]:
@@ -228,9 +169,6 @@ def describe(name: str) -> list[tuple[str, str, Any]]:
     return [(p.name, p.annotation, p.default) for p in parameters(name)]
 
 
-DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
-
-
 @dataclass(frozen=True)
 class Parameter:
     """What a form needs to edit one parameter of an operation.
@@ -261,59 +199,6 @@ class Parameter:
     def required(self) -> bool:
         """Whether the operation needs a value for it."""
         return self.default is inspect.Parameter.empty
-
-
-#: Form hints by parameter name: names mean the same thing in every operation. The
-#: bounds are the operations' own (a form offers exactly what they accept); a bound
-#: that depends on the data, such as a kernel's reach, is the operation's to check.
-_SIGMA = {"kind": "float", "per_axis": True, "low": 0.0, "step": 0.5}
-_FLOAT = {"kind": "float", "step": 1.0}
-_POSITIVE = {"kind": "float", "low": 0.0, "step": 0.1}
-_HINTS: dict[str, dict[str, Any]] = {
-    "sigma": _SIGMA,
-    "low": _SIGMA,
-    "high": _SIGMA,
-    "size": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "factor": {"kind": "int", "per_axis": True, "low": 1, "step": 1},
-    "halo": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "mode": {"kind": "choice", "choices": MODES, "per_axis": True},
-    "method": {"kind": "choice", "choices": DOWNSAMPLE_METHODS},
-    "rounding": {"kind": "choice", "choices": ROUNDINGS},
-    "bool_rule": {"kind": "choice", "choices": BOOL_RULES},
-    "median": {"kind": "choice", "choices": MEDIANS},
-    "offset": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "accumulate": {"kind": "choice", "choices": ACCUMULATORS},
-    "order": {"kind": "choice", "choices": (0, 1)},
-    "dtype": {"kind": "dtype", "choices": DTYPES},
-    "in_range": {"kind": "range"},
-    "out_range": {"kind": "range"},
-    "truncate": {"kind": "float", "low": 0.0, "step": 0.5},
-    "amount": _POSITIVE,
-    "gain": _POSITIVE,
-    "gamma": {"kind": "float", "low": 0.0, "step": 0.05},
-    "function": {"kind": "text"},
-    "footprint": {"kind": "array"},
-    "kernel": {"kind": "array"},
-    "axis": {"kind": "int", "low": -3, "high": 2, "step": 1},
-    "radius": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "origin": {"kind": "int", "per_axis": True, "step": 1},
-    "rank": {"kind": "int", "step": 1},
-    "percentile": {"kind": "float", "low": -100.0, "high": 100.0, "step": 5.0},
-}
-#: Parameters a form folds away, by name (`Parameter.advanced`).
-_ADVANCED = frozenset(
-    {"cval", "truncate", "radius", "origin", "dtype", "rounding", "bool_rule"}
-    | {"median", "offset", "accumulate", "order"}
-)
-#: Where a name means something else in one operation: a Gaussian's derivative
-#: order per axis, not an interpolation order.
-_OP_HINTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("gaussian", "order"): {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-}
-
-
-#: Parameters named in `_ADVANCED` that are what their operation is about.
-_MAIN = frozenset({("astype", "dtype"), ("upsample", "order"), ("custom", "dtype")})
 
 
 def _parameter_docs(cls: type) -> dict[str, str]:
@@ -348,6 +233,9 @@ def _parameter_docs(cls: type) -> dict[str, str]:
 def parameters(name: str) -> tuple[Parameter, ...]:
     """The parameters of operation ``name``, with what a form needs to edit them.
 
+    In the order of the operation's signature; the hints are those its fields
+    carry (`chunkwise.ops.param`), the docs its docstring's.
+
     Examples
     --------
     >>> [(p.name, p.kind, p.per_axis) for p in parameters("downsample")][:2]
@@ -355,17 +243,23 @@ def parameters(name: str) -> tuple[Parameter, ...]:
     """
     cls = _lookup(name)
     docs = _parameter_docs(cls)
-    return tuple(
-        Parameter(
-            name=p.name,
-            default=p.default,
-            annotation=str(p.annotation),
-            doc=docs.get(p.name, ""),
-            # What a step is about stays in view: astype's dtype, upsample's order.
-            advanced=p.name in _ADVANCED
-            and p.default is not inspect.Parameter.empty
-            and (name, p.name) not in _MAIN,
-            **_OP_HINTS.get((name, p.name), _HINTS.get(p.name, _FLOAT)),
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    result = []
+    for p in inspect.signature(cls).parameters.values():
+        hint = field_hint(fields[p.name])
+        result.append(
+            Parameter(
+                name=p.name,
+                kind=hint.kind,
+                default=p.default,
+                annotation=str(p.annotation),
+                per_axis=hint.per_axis,
+                low=hint.low,
+                high=hint.high,
+                step=hint.step,
+                choices=hint.choices,
+                doc=docs.get(p.name, ""),
+                advanced=hint.advanced,
+            )
         )
-        for p in inspect.signature(cls).parameters.values()
-    )
+    return tuple(result)

@@ -11,9 +11,10 @@ import numpy as np
 
 from chunkwise._geometry import Box, ceil_div
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._base import Operation
+from chunkwise.ops._base import LabelEffect, Operation
 from chunkwise.ops._params import check_choice, check_number, check_per_axis, per_axis
 from chunkwise.ops._pointwise import to_dtype
+from chunkwise.ops._registry import param, register
 from chunkwise.ops._windows import (
     ACCUMULATORS,
     BOOL_RULES,
@@ -32,6 +33,7 @@ DOWNSAMPLE_METHODS = ("mean", "min", "max", "median", "mode", "nearest")
 
 
 class _Resample(Operation):
+    family = "resampling"
     factor: int | tuple[int, ...]
 
     def factors(self, ndim: int) -> tuple[int, ...]:
@@ -61,6 +63,7 @@ def _check_offset(offset: object, factor: int | tuple[int, ...]) -> int | tuple:
     return offset
 
 
+@register
 @dataclass(frozen=True)
 class downsample(_Resample):
     """Reduce each block of ``factor`` voxels to one voxel.
@@ -112,13 +115,13 @@ class downsample(_Resample):
     """
 
     name = "downsample"
-    factor: int | tuple[int, ...] = 2
-    method: str = "mean"
-    rounding: str = "half_even"
-    bool_rule: str = "nonzero"
-    median: str = "average"
-    offset: int | tuple[int, ...] = 0
-    accumulate: str = "float64"
+    factor: int | tuple[int, ...] = param(2, low=1, step=1)
+    method: str = param("mean", choices=DOWNSAMPLE_METHODS)
+    rounding: str = param("half_even", choices=ROUNDINGS, advanced=True)
+    bool_rule: str = param("nonzero", choices=BOOL_RULES, advanced=True)
+    median: str = param("average", choices=MEDIANS, advanced=True)
+    offset: int | tuple[int, ...] = param(0, low=0, step=1, advanced=True)
+    accumulate: str = param("float64", choices=ACCUMULATORS, advanced=True)
 
     def __post_init__(self) -> None:
         factor = check_per_axis("factor", self.factor, low=1, integer=True)
@@ -162,10 +165,11 @@ class downsample(_Resample):
         return Rules(self.rounding, self.bool_rule, self.median, self.accumulate)
 
     @property
-    def label_safe(self) -> bool:  # type: ignore[override]
+    def labels(self) -> LabelEffect:  # type: ignore[override]
         # Each picks one of the window's values; mean and an averaged median blend.
         lower = self.method == "median" and self.median == "lower"
-        return lower or self.method in ("mode", "nearest", "min", "max")
+        picks = lower or self.method in ("mode", "nearest", "min", "max")
+        return LabelEffect.KEEPS if picks else LabelEffect.DROPS
 
     def check(self, ndim: int) -> None:
         self.factors(ndim)
@@ -233,6 +237,7 @@ class downsample(_Resample):
         return data[np.ix_(*picks)]
 
 
+@register
 @dataclass(frozen=True)
 class upsample(_Resample):
     """Enlarge by an integer ``factor`` per axis.
@@ -256,8 +261,8 @@ class upsample(_Resample):
     """
 
     name = "upsample"
-    factor: int | tuple[int, ...] = 2
-    order: int = 0
+    factor: int | tuple[int, ...] = param(2, low=1, step=1)
+    order: int = param(0, choices=(0, 1))
 
     def __post_init__(self) -> None:
         factor = check_per_axis("factor", self.factor, low=1, integer=True)
@@ -266,8 +271,9 @@ class upsample(_Resample):
         object.__setattr__(self, "order", order)
 
     @property
-    def label_safe(self) -> bool:  # type: ignore[override]
-        return self.order == 0  # repetition; linear interpolation blends
+    def labels(self) -> LabelEffect:  # type: ignore[override]
+        # Repetition keeps the values; linear interpolation blends them.
+        return LabelEffect.KEEPS if self.order == 0 else LabelEffect.DROPS
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         factors = self.factors(len(shape))
