@@ -99,6 +99,22 @@ def test_an_unhinted_number_gets_its_kind_from_its_annotation():
     assert sigma.per_axis  # float | tuple[float, ...]
 
 
+def test_every_entry_says_what_a_reference_page_shows():
+    for name, cls in ops.CATALOGUE.items():
+        entry = ops.entry(name)
+        assert entry.name == name and entry.family in ops.FAMILIES
+        assert entry.summary and entry.exactness.endswith("."), name
+        assert entry.parameters == ops.parameters(name)
+        if entry.labels is None:  # a parameter decides: the doc says how
+            assert isinstance(cls.labels, property)
+            assert entry.labels_doc.startswith("Keeps labels"), name
+        else:
+            assert entry.labels is EXAMPLES[name].labels and not entry.labels_doc
+    effects = {ops.entry(name).labels for name in ops.CATALOGUE}
+    assert effects == {*ops.LabelEffect, None}
+    assert "1e-12" in ops.entry("uniform").exactness
+
+
 def test_cli_text_records_and_python_are_validated_alike():
     # The command line parses, a recipe's record and the form go through from_dict:
     # one validation, one message.
@@ -141,6 +157,7 @@ def _newcomer():
         name = "brighten"
         family = "pointwise"
         labels = ops.LabelEffect.DROPS
+        exactness = "Bit-identical to numpy."
         amount: float = ops.param(1.0, low=0.0, step=0.25)
 
         def apply(self, data, data_box, box):
@@ -178,20 +195,34 @@ def test_registering_twice_under_one_name_is_refused(registered):
             name = "gaussian"
             family = "neighbourhood"
             labels = ops.LabelEffect.DROPS
+            exactness = "Bit-identical to scipy."
+
+
+COMPLETE = {
+    "name": "x",
+    "family": "pointwise",
+    "labels": ops.LabelEffect.KEEPS,
+    "exactness": "Bit-identical to numpy.",
+}
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("missing", "wrong", "message"),
     [
-        ({"family": "pointwise", "labels": ops.LabelEffect.KEEPS}, "no name"),
-        ({"name": "x", "labels": ops.LabelEffect.KEEPS}, "family"),
-        ({"name": "x", "family": "pointwise"}, "no labels"),
-        ({"name": "x", "family": "pointwise", "labels": True}, "no labels"),
+        ("name", None, "no name"),
+        ("family", None, "family"),
+        (None, {"family": "filters"}, "family"),
+        ("labels", None, "no labels"),
+        (None, {"labels": True}, "no labels"),
+        ("exactness", None, "no exactness"),
+        (None, {"exactness": ""}, "no exactness"),
     ],
-    ids=["name", "family", "labels", "labels-bool"],
 )
-def test_an_incomplete_declaration_is_refused_where_it_is_defined(body, message):
-    cls = dataclass(frozen=True)(type("x", (ops.Operation,), dict(body)))
+def test_an_incomplete_declaration_is_refused_where_it_is_defined(
+    missing, wrong, message
+):
+    body = {k: v for k, v in COMPLETE.items() if k != missing} | (wrong or {})
+    cls = dataclass(frozen=True)(type("x", (ops.Operation,), body))
     with pytest.raises(TypeError, match=message):
         ops.register(cls)
     assert "x" not in ops.CATALOGUE
@@ -211,9 +242,7 @@ def test_a_parameter_a_form_cannot_edit_is_refused(annotation, hints, message):
     namespace = {
         "__annotations__": {"value": annotation},
         "value": ops.param(**hints),
-        "name": "x",
-        "family": "pointwise",
-        "labels": ops.LabelEffect.KEEPS,
+        **COMPLETE,
     }
     cls = dataclass(frozen=True)(type("x", (ops.Operation,), namespace))
     with pytest.raises(TypeError, match=message):
@@ -225,6 +254,7 @@ def test_only_frozen_dataclass_operations_register():
         name = "plain"
         family = "pointwise"
         labels = ops.LabelEffect.KEEPS
+        exactness = "Bit-identical to numpy."
 
     with pytest.raises(TypeError, match="frozen dataclass"):
         ops.register(plain)

@@ -7,17 +7,10 @@ registers itself where it is defined (`register`); `CATALOGUE` lists them all.
 
 from chunkwise.ops._axes import on_axes
 from chunkwise.ops._base import LabelEffect, Operation
-from chunkwise.ops._catalogue import (
-    CATALOGUE,
-    DTYPES,
-    Parameter,
-    describe,
-    from_dict,
-    parameters,
-    parse,
-)
+from chunkwise.ops._catalogue import CATALOGUE, DTYPES, from_dict, parse
 from chunkwise.ops._chain import Chain, chain
 from chunkwise.ops._custom import custom
+from chunkwise.ops._describe import Entry, Parameter, describe, entry, parameters
 from chunkwise.ops._filters import (
     MODES,
     difference_of_gaussians,
@@ -56,6 +49,7 @@ __all__ = [
     "KERNEL_PRESETS",
     "MODES",
     "Chain",
+    "Entry",
     "LabelEffect",
     "Operation",
     "Parameter",
@@ -69,6 +63,7 @@ __all__ = [
     "describe",
     "difference_of_gaussians",
     "downsample",
+    "entry",
     "from_dict",
     "gamma",
     "gaussian",

@@ -60,7 +60,7 @@ def label_effect(steps: Sequence[Operation]) -> LabelEffect:
 class Operation:
     """Base class of every operation: a small frozen dataclass of parameters.
 
-    Subclasses set `name`, `family` and `labels` and implement `apply`;
+    Subclasses set `name`, `family`, `labels` and `exactness` and implement `apply`;
     resampling and neighbourhood operations also override `output_shape` and
     `input_box`. An operation of the catalogue is registered where it is defined
     (`chunkwise.ops.register`).
@@ -72,6 +72,9 @@ class Operation:
     #: What it does to labels. Every operation sets it: a class attribute, or a
     #: property where a parameter decides (``downsample``'s method, say).
     labels: ClassVar[LabelEffect]
+    #: How its chunked result compares with its reference on the whole array, in a
+    #: sentence or two (reference pages show it).
+    exactness: ClassVar[str]
     #: Parameters added after records of the operation were first written: left
     #: out of the record at their default, so that an older record still describes
     #: the same operation and its run still resumes (resume compares records).

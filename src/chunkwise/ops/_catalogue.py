@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from chunkwise.errors import ChunkwiseError
@@ -14,21 +11,13 @@ from chunkwise.ops._axes import on_axes
 from chunkwise.ops._base import Operation
 from chunkwise.ops._chain import chain
 from chunkwise.ops._params import DTYPES
-from chunkwise.ops._registry import CATALOGUE, field_hint
+from chunkwise.ops._registry import CATALOGUE
 
-__all__ = [
-    "CATALOGUE",
-    "DTYPES",
-    "Parameter",
-    "as_operation",
-    "describe",
-    "from_dict",
-    "parameters",
-    "parse",
-]
+__all__ = ["CATALOGUE", "DTYPES", "as_operation", "from_dict", "lookup", "parse"]
 
 
-def _lookup(name: str) -> type[Operation]:
+def lookup(name: str) -> type[Operation]:
+    """The registered operation class called ``name``, else a `ChunkwiseError`."""
     try:
         return CATALOGUE[name]
     except KeyError:
@@ -38,7 +27,7 @@ def _lookup(name: str) -> type[Operation]:
 
 
 def _build(name: str, params: dict[str, Any]) -> Operation:
-    cls = _lookup(name)
+    cls = lookup(name)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - known)
     if unknown:
@@ -159,107 +148,3 @@ def as_operation(op: object) -> Operation:
         "op must be an operation from chunkwise.ops (such as ops.gaussian(2)), a "
         f"chain of them, or text such as 'gaussian:sigma=2'; got {op!r}"
     )
-
-
-def describe(name: str) -> list[tuple[str, str, Any]]:
-    """``(parameter, annotation, default)`` for each parameter of an operation.
-
-    The default is `inspect.Parameter.empty` for required parameters.
-    """
-    return [(p.name, p.annotation, p.default) for p in parameters(name)]
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """What a form needs to edit one parameter of an operation.
-
-    ``kind`` is ``"float"``, ``"int"``, ``"choice"``, ``"range"`` (a low/high pair),
-    ``"dtype"``, ``"array"`` (nested lists, a name or a ``.npy`` path, as text) or
-    ``"text"``. ``per_axis`` parameters take one value or one per
-    spatial axis. ``default`` is `inspect.Parameter.empty` when required; a default
-    of None means the parameter is optional.
-    """
-
-    name: str
-    kind: str
-    default: Any
-    annotation: str
-    per_axis: bool = False
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-    #: What the operation's docstring says about it (its Parameters entry).
-    doc: str = ""
-    #: Rarely changed (scipy's finer settings, the peers' conventions): a form may
-    #: fold it away.
-    advanced: bool = False
-
-    @property
-    def required(self) -> bool:
-        """Whether the operation needs a value for it."""
-        return self.default is inspect.Parameter.empty
-
-
-def _parameter_docs(cls: type) -> dict[str, str]:
-    """The entries of a numpydoc ``Parameters`` section, by parameter name.
-
-    An entry that reads "As for `other`." is the other operation's.
-    """
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
-    try:
-        start = lines.index("Parameters") + 2
-    except ValueError:
-        return {}
-    docs: dict[str, str] = {}
-    names: list[str] = []
-    for index, line in enumerate(lines[start:], start):
-        if line and not line.startswith(" "):
-            if lines[index + 1 : index + 2] == ["-" * len(line)]:
-                break  # the next section
-            names = [n.strip() for n in line.split(":")[0].split(",")]
-            for name in names:
-                docs[name] = ""
-        elif line.strip():
-            for name in names:
-                docs[name] = f"{docs[name]} {line.strip()}".strip()
-    for name, text in docs.items():
-        other = re.fullmatch(r"As for `(\w+)`\.", text)
-        if other and other.group(1) in CATALOGUE:
-            docs[name] = _parameter_docs(CATALOGUE[other.group(1)]).get(name, "")
-    return docs
-
-
-def parameters(name: str) -> tuple[Parameter, ...]:
-    """The parameters of operation ``name``, with what a form needs to edit them.
-
-    In the order of the operation's signature; the hints are those its fields
-    carry (`chunkwise.ops.param`), the docs its docstring's.
-
-    Examples
-    --------
-    >>> [(p.name, p.kind, p.per_axis) for p in parameters("downsample")][:2]
-    [('factor', 'int', True), ('method', 'choice', False)]
-    """
-    cls = _lookup(name)
-    docs = _parameter_docs(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    result = []
-    for p in inspect.signature(cls).parameters.values():
-        hint = field_hint(fields[p.name])
-        result.append(
-            Parameter(
-                name=p.name,
-                kind=hint.kind,
-                default=p.default,
-                annotation=str(p.annotation),
-                per_axis=hint.per_axis,
-                low=hint.low,
-                high=hint.high,
-                step=hint.step,
-                choices=hint.choices,
-                doc=docs.get(p.name, ""),
-                advanced=hint.advanced,
-            )
-        )
-    return tuple(result)

@@ -119,6 +119,11 @@ class custom(Operation):
 
     name = "custom"
     family = "custom"
+    exactness = (
+        "Equal to the function on the whole array when each output voxel depends "
+        "only on input voxels at most halo away, and the function wraps around the "
+        "volume only along the axes whose mode is a wrap mode."
+    )
     #: What the function does to label IDs is unknown.
     labels = LabelEffect.DROPS
     recent = ("mode",)

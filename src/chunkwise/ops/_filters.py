@@ -25,7 +25,7 @@ from chunkwise.ops._params import (
     check_per_axis,
     per_axis,
 )
-from chunkwise.ops._registry import param, register
+from chunkwise.ops._registry import exact_as, param, register
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -322,6 +322,7 @@ class gaussian(_OutputDtype):
     """
 
     name = "gaussian"
+    exactness = exact_as("scipy.ndimage.gaussian_filter")
     family = "neighbourhood"
     labels = LabelEffect.DROPS
     order: int | tuple[int, ...] = param(0, kw_only=True, low=0, step=1, advanced=True)
@@ -517,6 +518,7 @@ class gradient_magnitude(_GaussianDerivatives):
         + _DERIVATIVE_PARAMETERS
     )
     name = "gradient_magnitude"
+    exactness = exact_as("scipy.ndimage.gaussian_gradient_magnitude")
     scipy_filter = "gaussian_gradient_magnitude"
     sigma_on_axes = False
 
@@ -534,6 +536,7 @@ class laplace_of_gaussian(_GaussianDerivatives):
         + _DERIVATIVE_PARAMETERS
     )
     name = "laplace_of_gaussian"
+    exactness = exact_as("scipy.ndimage.gaussian_laplace")
     scipy_filter = "gaussian_laplace"
     sigma_on_axes = True
 
@@ -563,6 +566,10 @@ class difference_of_gaussians(_GaussianBased):
     """
 
     name = "difference_of_gaussians"
+    exactness = exact_as(
+        "scipy.ndimage.gaussian_filter(x, low) - scipy.ndimage.gaussian_filter(x, "
+        "high) in float"
+    )
     family = "features"
     labels = LabelEffect.DROPS
     low: float | tuple[float, ...] = param(1.0, low=0.0, step=0.5)
@@ -623,6 +630,9 @@ class unsharp_mask(_Smoothing):
     """
 
     name = "unsharp_mask"
+    exactness = exact_as(
+        "x + amount * (x - scipy.ndimage.gaussian_filter(x, sigma)) in float"
+    )
     family = "features"
     labels = LabelEffect.DROPS
     amount: float = param(1.0, low=0.0, step=0.1)

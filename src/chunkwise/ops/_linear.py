@@ -25,7 +25,7 @@ from chunkwise.ops._params import (
     nested_tuples,
     per_axis,
 )
-from chunkwise.ops._registry import param, register
+from chunkwise.ops._registry import exact_as, param, register
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -214,6 +214,7 @@ class correlate(_Kernel):
     """
     )
     name = "correlate"
+    exactness = exact_as("scipy.ndimage.correlate")
     scipy_filter = "correlate"
     mirrored = False
 
@@ -238,6 +239,7 @@ class convolve(_Kernel):
     """
     )
     name = "convolve"
+    exactness = exact_as("scipy.ndimage.convolve")
     scipy_filter = "convolve"
     mirrored = True
 
@@ -330,6 +332,7 @@ class sobel(_Edge):
     """
     )
     name = "sobel"
+    exactness = exact_as("scipy.ndimage.sobel")
     scipy_filter = "sobel"
 
 
@@ -354,6 +357,7 @@ class prewitt(_Edge):
     """
     )
     name = "prewitt"
+    exactness = exact_as("scipy.ndimage.prewitt")
     scipy_filter = "prewitt"
 
 
@@ -385,6 +389,7 @@ class laplace(_Derivative):
     """
 
     name = "laplace"
+    exactness = exact_as("scipy.ndimage.laplace")
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         return scipy.ndimage.laplace(

@@ -30,6 +30,9 @@ __all__ = [
 
 class _Pointwise(Operation):
     family = "pointwise"
+    exactness = (
+        "Bit-identical to numpy on the whole array: each voxel depends on itself alone."
+    )
 
     def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
         return self.map(data)
@@ -285,7 +288,7 @@ class astype(_Pointwise):
 
     @property
     def labels(self) -> LabelEffect:  # type: ignore[override]
-        # Label IDs that fit an integer type keep their values in it.
+        """Keeps labels into an integer dtype (IDs keep their values), not a float."""
         integer = np.dtype(self.dtype).kind in "iu"
         return LabelEffect.KEEPS if integer else LabelEffect.DROPS
 

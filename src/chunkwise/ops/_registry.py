@@ -21,7 +21,16 @@ from chunkwise.ops._base import LabelEffect, Operation
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["CATALOGUE", "FAMILIES", "KINDS", "Hint", "field_hint", "param", "register"]
+__all__ = [
+    "CATALOGUE",
+    "FAMILIES",
+    "KINDS",
+    "Hint",
+    "exact_as",
+    "field_hint",
+    "param",
+    "register",
+]
 
 #: The families of operations, in the order of the catalogue, and what each
 #: family's operations have in common.
@@ -102,6 +111,14 @@ per_axis=False)
     return dataclasses.field(default=default, kw_only=kw_only, metadata={_HINT: hint})
 
 
+def exact_as(reference: str) -> str:
+    """The exactness of an operation that is ``reference`` computed block by block."""
+    return (
+        f"Bit-identical to {reference} on the whole array, for every shape, chunking "
+        "and boundary mode (the wrap modes included)."
+    )
+
+
 def field_hint(field: dataclasses.Field) -> Hint:
     """The whole hint of an operation's field: its own, completed from its annotation.
 
@@ -141,9 +158,9 @@ def register(cls: _Class) -> _Class:
     """Add an operation to the catalogue under its ``name``; a class decorator.
 
     Put it above ``@dataclass(frozen=True)``. The class sets ``name`` (its own),
-    ``family`` (one of `FAMILIES`) and ``labels`` (a `LabelEffect`, or a property
-    giving one), and every field has a kind for a form, from its annotation or
-    from `param`.
+    ``family`` (one of `FAMILIES`), ``labels`` (a `LabelEffect`, or a property
+    giving one) and ``exactness`` (a sentence), and every field has a kind for a
+    form, from its annotation or from `param`.
 
     Raises
     ------
@@ -183,6 +200,8 @@ def _problems(cls: type) -> list[str]:
         problems.append(f"its family is not one of {', '.join(FAMILIES)}")
     if not isinstance(getattr(cls, "labels", None), LabelEffect | property):
         problems.append("it sets no labels (a LabelEffect)")
+    if not (isinstance(getattr(cls, "exactness", None), str) and cls.exactness):
+        problems.append("it states no exactness")
     for field in dataclasses.fields(cls):
         try:
             hint = field_hint(field)
