@@ -90,6 +90,21 @@ def test_hinted_bounds_are_the_operations_own():
     assert bounded >= 20
 
 
+def test_the_names_an_array_offers_are_taken_by_its_operation():
+    offered = 0
+    for name in ops.CATALOGUE:
+        for p in ops.parameters(name):
+            if p.kind != "array":
+                continue
+            assert p.choices, (name, p.name)
+            for preset in p.choices:
+                kernel = preset in ops.KERNEL_PRESETS
+                value = ops.kernel_preset(preset, 3).tolist() if kernel else preset
+                _build_with(name, p.name, value)
+                offered += 1
+    assert offered == 2 * len(ops.KERNEL_PRESETS) + 5 * 6  # kernels, footprints
+
+
 def test_an_unhinted_number_gets_its_kind_from_its_annotation():
     value = {p.name: p for p in ops.parameters("threshold")}["value"]
     assert (value.kind, value.low, value.high, value.step) == ("float", None, None, 1.0)

@@ -35,8 +35,10 @@ class Parameter:
     ``kind`` is ``"float"``, ``"int"``, ``"choice"``, ``"range"`` (a low/high pair),
     ``"dtype"``, ``"array"`` (nested lists, a name or a ``.npy`` path, as text) or
     ``"text"``. ``per_axis`` parameters take one value or one per
-    spatial axis. ``default`` is `inspect.Parameter.empty` when required; a default
-    of None means the parameter is optional.
+    spatial axis. ``choices`` are the values of a choice or dtype, and the names an
+    array can start from (named footprints, `KERNEL_PRESETS`). ``default`` is
+    `inspect.Parameter.empty` when required; a default of None means the parameter
+    is optional.
     """
 
     name: str

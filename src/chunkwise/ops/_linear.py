@@ -18,6 +18,7 @@ from chunkwise._geometry import spatial_axes
 from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._base import LabelEffect
 from chunkwise.ops._filters import _Filter, dtype_field, origin_field
+from chunkwise.ops._kernels import KERNEL_PRESETS
 from chunkwise.ops._params import (
     check_array,
     check_dtype,
@@ -58,7 +59,7 @@ def _dtype_or_none(value: object) -> str | None:
 class _Kernel(_Filter):
     """`correlate` or `convolve`: the scipy function named, with ``kernel``."""
 
-    kernel: npt.ArrayLike | str = param(kind="array")
+    kernel: npt.ArrayLike | str = param(kind="array", choices=KERNEL_PRESETS)
     origin: int | tuple[int, ...] = origin_field()
     dtype: str | None = dtype_field()
     family = "linear"

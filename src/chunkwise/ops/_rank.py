@@ -20,6 +20,7 @@ from chunkwise.ops._base import LabelEffect
 from chunkwise.ops._filters import _Filter, origin_field
 from chunkwise.ops._footprint import (
     MAX_FOOTPRINT,
+    PRESETS,
     check_footprint,
     footprint_array,
     footprint_shape,
@@ -50,7 +51,7 @@ def size_field() -> Any:
 
 def footprint_field() -> Any:
     """The ``footprint`` field of a filter whose scipy function takes one."""
-    return param(None, kw_only=True, kind="array")
+    return param(None, kw_only=True, kind="array", choices=PRESETS)
 
 
 @dataclass(frozen=True)

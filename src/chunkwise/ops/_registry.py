@@ -71,6 +71,7 @@ class Hint:
     annotation's: a ``tuple[..., ...]`` part means one value per spatial axis.
     ``low`` and ``high`` are the operation's own bounds, so that a form offers
     exactly what the operation accepts; ``advanced`` ones a form may fold away.
+    The ``choices`` of an array are names a form offers to start from.
     """
 
     kind: str | None = None
