@@ -231,6 +231,7 @@ COMPLETE = {
         (None, {"labels": True}, "no labels"),
         ("exactness", None, "no exactness"),
         (None, {"exactness": ""}, "no exactness"),
+        (None, {"name": "chain"}, "chains"),
     ],
 )
 def test_an_incomplete_declaration_is_refused_where_it_is_defined(
@@ -261,6 +262,14 @@ def test_a_parameter_a_form_cannot_edit_is_refused(annotation, hints, message):
     }
     cls = dataclass(frozen=True)(type("x", (ops.Operation,), namespace))
     with pytest.raises(TypeError, match=message):
+        ops.register(cls)
+
+
+@pytest.mark.parametrize("field", ["op", "spatial_axes"])
+def test_a_parameter_named_like_a_record_key_is_refused(field):
+    namespace = {"__annotations__": {field: "float"}, field: 1.0, **COMPLETE}
+    cls = dataclass(frozen=True)(type("x", (ops.Operation,), namespace))
+    with pytest.raises(TypeError, match="clash in its records"):
         ops.register(cls)
 
 

@@ -147,6 +147,8 @@ def field_hint(field: dataclasses.Field) -> Hint:
     return dataclasses.replace(given, kind=kind, step=step, per_axis=per_axis)
 
 
+#: Keys that records (`Operation.to_dict`, `on_axes`) use beside the parameters.
+_RESERVED = frozenset({"op", "spatial_axes"})
 _REGISTRY: dict[str, type[Operation]] = {}
 #: The registered operations by name, by family (`FAMILIES` order) and within a
 #: family in the order they were defined. A read-only view: add with `register`.
@@ -195,6 +197,8 @@ def _problems(cls: type) -> list[str]:
     name = vars(cls).get("name")
     if not (isinstance(name, str) and name.isidentifier()):
         problems.append("it sets no name of its own (an identifier)")
+    elif name == "chain":
+        problems.append("'chain' names the records of chains")
     elif name in _REGISTRY and _origin(_REGISTRY[name]) != _origin(cls):
         problems.append(f"{_origin(_REGISTRY[name])} is registered as {name!r}")
     if getattr(cls, "family", None) not in FAMILIES:
@@ -204,6 +208,9 @@ def _problems(cls: type) -> list[str]:
     if not (isinstance(getattr(cls, "exactness", None), str) and cls.exactness):
         problems.append("it states no exactness")
     for field in dataclasses.fields(cls):
+        if field.name in _RESERVED:
+            problems.append(f"parameter {field.name} would clash in its records")
+            continue
         try:
             hint = field_hint(field)
         except TypeError as error:
