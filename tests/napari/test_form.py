@@ -11,7 +11,7 @@ import pytest
 from gui import dock
 from qtpy.QtWidgets import QApplication, QLineEdit
 
-from chunkwise import ops
+from chunkwise import ChunkwiseError, ops
 from chunkwise._napari._form import ChainEditor, StepEditor
 from chunkwise._napari._main import window_size
 from chunkwise._napari._status import StatusLine, progress_text
@@ -113,6 +113,24 @@ def test_out_of_range_values_are_refused_in_the_status_line(
     step.op_name.value = "gamma"
     step.fields["gamma"].value = 0.0
     assert "gamma must be > 0" in widget.status.value
+
+
+def test_the_form_refuses_a_value_as_the_command_line_and_recipes_do(
+    make_napari_viewer, qtbot, small
+):
+    # One validation: the operation's own, whether from text, a record or the form.
+    with pytest.raises(ChunkwiseError) as text:
+        ops.parse("gamma:gamma=0")
+    with pytest.raises(ChunkwiseError) as record:
+        ops.from_dict({"op": "gamma", "gamma": 0})
+    assert str(text.value) == str(record.value)
+    viewer = make_napari_viewer()
+    viewer.add_image(small, name="ct")
+    widget = dock(viewer)
+    step = widget.steps.steps[0]
+    step.op_name.value = "gamma"
+    step.fields["gamma"].value = 0.0
+    assert str(text.value) in widget.status.value
 
 
 def test_output_options_fold_into_a_collapsed_section(make_napari_viewer, qtbot):

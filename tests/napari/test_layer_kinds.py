@@ -216,3 +216,65 @@ def test_rgb_into_an_ome_zarr_pyramid(make_napari_viewer, qtbot, tmp_path):
     )
     axes = group.attrs["ome"]["multiscales"][0]["axes"]
     assert [a["type"] for a in axes] == ["space", "space", "channel"]
+
+
+def _chain(widget, *steps):
+    """Fill the widget's chain: (operation, {parameter: value}) per step."""
+    for index, (name, values) in enumerate(steps):
+        step = widget.steps.steps[0] if index == 0 else widget.steps.append_step(name)
+        step.op_name.value = name
+        for field, value in values.items():
+            step.fields[field].value = value
+
+
+def test_a_chain_ending_in_a_mask_makes_labels_from_an_image(
+    make_napari_viewer, qtbot, tmp_path, cells
+):
+    # gaussian drops labels, threshold makes a mask, median keeps it: labels.
+    image = (cells * 5).astype(np.float32)
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="image")
+    widget = dock(viewer)
+    _chain(
+        widget,
+        ("gaussian", {"sigma": 1.0}),
+        ("threshold", {"value": 50.0}),
+        ("median", {"size": 3}),
+    )
+    widget.output.value = tmp_path / "mask.zarr"
+    widget.run_button.clicked.emit()
+    wait_for_run(qtbot, widget)
+    assert isinstance(widget.output_layer, Labels)
+    expected = ndimage.median_filter(
+        (ndimage.gaussian_filter(image, 1.0) > 50).astype(np.uint8), 3
+    )
+    np.testing.assert_array_equal(widget.output_layer.data[:], expected)
+    assert read_zarr(str(tmp_path / "mask.zarr"))[0][2] == "labels"
+
+
+def test_a_chain_on_labels_names_only_the_steps_that_blend(
+    make_napari_viewer, qtbot, cells
+):
+    viewer = make_napari_viewer()
+    viewer.add_labels(cells, name="cells")
+    widget = dock(viewer)
+    asked = []
+    widget.ask = lambda title, text, buttons: asked.append(text) or "Cancel"
+    _chain(
+        widget,
+        ("median", {"size": 3}),
+        ("uniform", {"size": 3}),
+        ("maximum", {"size": 3}),
+    )
+    widget.run_button.clicked.emit()
+    [text] = asked
+    assert "and uniform blends label IDs" in text
+    assert "median" not in text and "maximum" not in text
+    assert widget.stream is None
+    # Keeping every step's labels: nothing to ask, and the result is labels.
+    widget.steps.steps[1].op_name.value = "minimum"
+    asked.clear()
+    widget.run_button.clicked.emit()
+    assert asked == []
+    wait_for_run(qtbot, widget)
+    assert isinstance(widget.output_layer, Labels)

@@ -1,6 +1,7 @@
-"""Every operation says whether it is safe on labels, and the label-safe ones are.
+"""Every operation says what it does to labels (`ops.LabelEffect`), and does it.
 
-Label-safe: every output value is one of the input's values (labels stay labels).
+KEEPS: every output value is one of the input's values (labels stay labels); MAKES:
+the output is a mask; DROPS: values are blended.
 """
 
 from __future__ import annotations
@@ -9,20 +10,10 @@ import numpy as np
 import pytest
 
 import chunkwise
+from catalogue import EXAMPLES
 from chunkwise import ops
 
-#: Required parameters, to build each operation of the catalogue.
-REQUIRED = {
-    "clip": {"lo": 5, "hi": 900},
-    "threshold": {"value": 8},
-    "rescale": {"in_range": (0, 1300)},
-    "astype": {"dtype": "int32"},
-    "gamma": {"gamma": 0.5},
-    "rank_filter": {"rank": 2},
-    "percentile_filter": {"percentile": 30},
-    "correlate": {"kernel": [[[1, 2, 1]]]},
-    "convolve": {"kernel": [[[1, 2, 1]]]},
-}
+KEEPS, MAKES, DROPS = ops.LabelEffect
 
 #: Variants whose label safety depends on a parameter.
 VARIANTS = [
@@ -35,9 +26,7 @@ VARIANTS = [
     ops.percentile_filter(85, footprint=[[[0, 1, 0], [1, 1, 1], [0, 1, 1]]]),
 ]
 
-OPERATIONS = [
-    ops.CATALOGUE[name](**REQUIRED.get(name, {})) for name in ops.CATALOGUE
-] + VARIANTS
+OPERATIONS = [*EXAMPLES.values(), *VARIANTS]
 
 SAFE = {
     "copy",
@@ -73,13 +62,9 @@ def labels_volume() -> np.ndarray:
 
 
 def test_every_operation_of_the_catalogue_declares_it():
-    for name, cls in ops.CATALOGUE.items():
-        declared = any(
-            "label_safe" in vars(k) for k in cls.__mro__[:-1] if k is not ops.Operation
-        )
-        assert declared, name
-        op = cls(**REQUIRED.get(name, {}))
-        assert isinstance(op.label_safe, bool), name
+    assert set(EXAMPLES) == set(ops.CATALOGUE)
+    for op in OPERATIONS:
+        assert isinstance(op.labels, ops.LabelEffect), key(op)
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=key)
@@ -88,16 +73,16 @@ def test_label_safety_is_what_the_values_do(op):
     result = chunkwise.process(volume, op, chunks=(8, 8, 8), n_jobs=2)[:]
     found = set(np.unique(result).tolist())
     if op.name == "threshold":
-        assert op.label_safe and op.labels_from(False)
+        assert op.labels is MAKES and op.labels_from(False)
         assert found <= {0, 1}
     elif key(op) in SAFE:
-        assert op.label_safe and op.labels_from(True)
+        assert op.labels is KEEPS and op.labels_from(True)
         assert found <= set(np.unique(volume).tolist()), key(op)
         # Exactly as if the values were the same IDs in another dtype.
         as_int32 = chunkwise.process(volume.astype(np.int32), op, n_jobs=1)[:]
         np.testing.assert_array_equal(result.astype(np.int64), as_int32)
     else:
-        assert not op.label_safe and not op.labels_from(True), key(op)
+        assert op.labels is DROPS and not op.labels_from(True), key(op)
 
 
 @pytest.mark.parametrize(
@@ -112,18 +97,30 @@ def test_unsafe_operations_do_blend_labels(op):
     assert not set(np.unique(result).tolist()) <= set(np.unique(volume).tolist())
 
 
-def test_chains_fold_label_safety_step_by_step():
+def test_chains_fold_label_effects_step_by_step():
+    assert chunkwise.chain(ops.median(3), ops.downsample(2, "mode")).labels is KEEPS
     assert chunkwise.chain(ops.median(3), ops.downsample(2, "mode")).labels_from(True)
     assert not chunkwise.chain(ops.median(3), ops.gaussian(1)).labels_from(True)
-    # A mask is made by the threshold, and a label-safe step keeps it a mask.
-    assert chunkwise.chain(ops.gaussian(1), ops.threshold(3)).labels_from(False)
+    # A mask is made by the threshold, and a step keeping labels keeps it a mask.
+    assert chunkwise.chain(ops.gaussian(1), ops.threshold(3)).labels is MAKES
     assert chunkwise.chain(ops.threshold(3), ops.median(3)).labels_from(False)
     assert not chunkwise.chain(ops.threshold(3), ops.gaussian(1)).labels_from(False)
-    assert not chunkwise.chain(ops.median(3), ops.gaussian(1)).label_safe
+    assert chunkwise.chain(ops.median(3), ops.gaussian(1)).labels is DROPS
 
 
-def test_on_axes_keeps_the_safety_of_its_operation():
-    assert ops.on_axes(ops.median(3), (0, 1)).label_safe
+@pytest.mark.parametrize("first", list(ops.LabelEffect), ids=str)
+@pytest.mark.parametrize("second", list(ops.LabelEffect), ids=str)
+def test_a_chains_effect_is_its_steps_applied_in_turn(first, second):
+    # The last step that does not keep labels decides, whatever came before.
+    combined = first.then(second)
+    for labels in (False, True):
+        assert combined.of(labels) == second.of(first.of(labels))
+    assert combined is (first if second is KEEPS else second)
+
+
+def test_on_axes_keeps_the_effect_of_its_operation():
+    assert ops.on_axes(ops.median(3), (0, 1)).labels is KEEPS
+    assert ops.on_axes(ops.threshold(1), (0, 1)).labels is MAKES
     assert not ops.on_axes(ops.gaussian(1), (0, 1)).labels_from(True)
 
 

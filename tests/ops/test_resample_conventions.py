@@ -263,13 +263,13 @@ def test_nearest_offset_takes_that_voxel_of_each_window(k):
         np.testing.assert_array_equal(result, x[0][np.minimum(starts + offset, 10)])
 
 
-def test_lower_median_is_label_safe_and_the_average_is_not():
+def test_lower_median_keeps_labels_and_the_average_does_not():
     rng = np.random.default_rng(2)
     labels = rng.choice(np.array([0, 7, 300, 1201], np.uint16), (12, 14, 10))
     lower = ops.downsample(2, "median", median="lower")
     average = ops.downsample(2, "median")
-    assert lower.label_safe and lower.labels_from(True)
-    assert not average.label_safe
+    assert lower.labels is ops.LabelEffect.KEEPS and lower.labels_from(True)
+    assert average.labels is ops.LabelEffect.DROPS
     result = chunkwise.process(labels, lower, chunks=(3, 4, 5), n_jobs=2)[:]
     assert set(np.unique(result).tolist()) <= {0, 7, 300, 1201}
     assert not set(np.unique(average(labels)).tolist()) <= {0, 7, 300, 1201}

@@ -70,8 +70,6 @@ def section(title: str, widgets: list[Any], *, expanded: bool = False) -> Contai
 AUTO = "auto"
 #: What the preset list of an array field shows before a preset is picked.
 PICK_PRESET = "preset…"
-#: Named footprints offered in a footprint field (any shape can be typed).
-FOOTPRINT_PRESETS = ("ball:1", "ball:2", "cross", "cross:2", "box:3", "box:5")
 
 
 class ArrayEditor(Container):
@@ -81,10 +79,11 @@ class ArrayEditor(Container):
     value is the text, which the operation itself reads (and refuses in one line).
     """
 
-    def __init__(self, value: Any, name: str, ndim: int = 3) -> None:
-        self.name = name
+    def __init__(self, value: Any, parameter: ops.Parameter, ndim: int = 3) -> None:
+        self.name = parameter.name
+        self.parameter = parameter
         self._ndim = ndim
-        self.presets = array_presets(name, ndim)
+        self.presets = array_presets(parameter, ndim)
         self.preset = ComboBox(choices=(PICK_PRESET, *self.presets), value=PICK_PRESET)
         self.preset.tooltip = "fill in a preset, to use as it is or to edit"
         self.text = LineEdit(value=_array_text(value))
@@ -106,7 +105,7 @@ class ArrayEditor(Container):
     @ndim.setter
     def ndim(self, ndim: int) -> None:
         self._ndim = ndim
-        self.presets = array_presets(self.name, ndim)
+        self.presets = array_presets(self.parameter, ndim)
         with self.preset.changed.blocked():
             self.preset.choices = (PICK_PRESET, *self.presets)
             self.preset.value = PICK_PRESET
@@ -149,20 +148,21 @@ def _array_text(value: Any) -> str:
     return json.dumps(np.asarray(value).tolist(), separators=(",", ":"))
 
 
-def array_presets(name: str, ndim: int = 3) -> dict[str, str]:
-    """The presets offered for array parameter ``name``, as the text they fill in.
+def array_presets(parameter: ops.Parameter, ndim: int = 3) -> dict[str, str]:
+    """The presets an array parameter offers (its choices), as the text they fill in.
 
-    Kernels are made for ``ndim`` spatial axes (those along an axis the data does
-    not have are left out); named footprints fit any.
+    A named kernel is filled in as its weights, made for ``ndim`` spatial axes
+    (those along an axis the data does not have are left out); any other name (a
+    footprint's) is text the operation reads as it is.
     """
-    if name == "footprint":
-        return {preset: preset for preset in FOOTPRINT_PRESETS}
     axes = "zyx"[3 - min(ndim, 3) :]
-    return {
-        preset: _array_text(_integral(ops.kernel_preset(preset, ndim)))
-        for preset in ops.KERNEL_PRESETS
-        if "-" not in preset or preset[-1] in axes
-    }
+    presets = {}
+    for name in parameter.choices:
+        if name not in ops.KERNEL_PRESETS:
+            presets[name] = name
+        elif "-" not in name or name[-1] in axes:
+            presets[name] = _array_text(_integral(ops.kernel_preset(name, ndim)))
+    return presets
 
 
 def _integral(array: np.ndarray) -> Any:
@@ -254,7 +254,7 @@ class ParameterField(Container):
             bounds = {"max": UNBOUNDED_FLOAT, "min": -UNBOUNDED_FLOAT}
             return TupleEdit(value=(float(low), float(high)), options=bounds)
         if p.kind == "array":
-            return ArrayEditor(value, p.name, self.ndim)
+            return ArrayEditor(value, p, self.ndim)
         return LineEdit(value=str(value or ""))
 
     @property

@@ -59,18 +59,18 @@ def data_limits(data: np.ndarray) -> tuple[float, float]:
 
 
 def is_labels_result(layer: Image | Labels, op: ops.Operation) -> bool:
-    """Whether ``op``'s result is labels: a mask, or labels through label-safe steps."""
+    """Whether ``op``'s result is labels: a mask, or labels kept by every step."""
     return op.labels_from(isinstance(layer, Labels))
 
 
 def blending_steps(layer: Image | Labels, op: ops.Operation) -> list[str]:
     """Names of ``op``'s steps that blend label IDs, if ``layer`` is Labels.
 
-    Empty when the result is labels (label-safe steps, or a mask at the end).
+    Empty when the result is labels (steps that keep labels, or a mask at the end).
     """
     if not isinstance(layer, Labels) or op.labels_from(True):
         return []
-    return [step.name for step in op.steps if not step.label_safe]
+    return [step.name for step in op.steps if step.labels is ops.LabelEffect.DROPS]
 
 
 def layer_axes(layer: Image | Labels) -> str | None:

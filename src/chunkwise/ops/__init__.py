@@ -1,22 +1,16 @@
 """The operations catalogue.
 
 Each operation is a small frozen value with validated parameters. Build them with
-``chunkwise.ops.<name>(...)`` and combine them with `chunkwise.chain`.
+``chunkwise.ops.<name>(...)`` and combine them with `chunkwise.chain`. Each one
+registers itself where it is defined (`register`); `CATALOGUE` lists them all.
 """
 
 from chunkwise.ops._axes import on_axes
-from chunkwise.ops._base import Operation
-from chunkwise.ops._catalogue import (
-    CATALOGUE,
-    DTYPES,
-    Parameter,
-    describe,
-    from_dict,
-    parameters,
-    parse,
-)
+from chunkwise.ops._base import LabelEffect, Operation
+from chunkwise.ops._catalogue import CATALOGUE, DTYPES, from_dict, parse
 from chunkwise.ops._chain import Chain, chain
 from chunkwise.ops._custom import custom
+from chunkwise.ops._describe import Entry, Parameter, describe, entry, parameters
 from chunkwise.ops._filters import (
     MODES,
     difference_of_gaussians,
@@ -44,15 +38,19 @@ from chunkwise.ops._rank import (
     rank_filter,
     uniform,
 )
+from chunkwise.ops._registry import FAMILIES, param, register
 from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
 
 __all__ = [
     "CATALOGUE",
     "DOWNSAMPLE_METHODS",
     "DTYPES",
+    "FAMILIES",
     "KERNEL_PRESETS",
     "MODES",
     "Chain",
+    "Entry",
+    "LabelEffect",
     "Operation",
     "Parameter",
     "astype",
@@ -65,6 +63,7 @@ __all__ = [
     "describe",
     "difference_of_gaussians",
     "downsample",
+    "entry",
     "from_dict",
     "gamma",
     "gaussian",
@@ -77,11 +76,13 @@ __all__ = [
     "median",
     "minimum",
     "on_axes",
+    "param",
     "parameters",
     "parse",
     "percentile_filter",
     "prewitt",
     "rank_filter",
+    "register",
     "rescale",
     "sobel",
     "threshold",

@@ -17,7 +17,7 @@ import numpy as np
 
 from chunkwise._geometry import Box, spatial_axes
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._base import Operation
+from chunkwise.ops._base import LabelEffect, Operation
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -97,11 +97,8 @@ class OnAxes(Operation):
         return self.op.name
 
     @property
-    def label_safe(self) -> bool:  # type: ignore[override]
-        return self.op.label_safe
-
-    def labels_from(self, labels: bool) -> bool:
-        return self.op.labels_from(labels)
+    def labels(self) -> LabelEffect:  # type: ignore[override]
+        return self.op.labels
 
     def check(self, ndim: int) -> None:
         if self.spatial[-1] >= ndim:

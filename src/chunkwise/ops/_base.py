@@ -9,6 +9,8 @@ whole-array result (`Operation.__call__`), so all three agree by construction.
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -19,21 +21,60 @@ from chunkwise.errors import ChunkwiseError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["Operation", "evaluate"]
+__all__ = ["LabelEffect", "Operation", "evaluate", "label_effect"]
+
+
+class LabelEffect(str, enum.Enum):
+    """What an operation does to labels: whether its output is labels (or a mask).
+
+    The value is the word a reference page shows: ``"keeps"``, ``"makes"`` or
+    ``"drops"``.
+    """
+
+    #: Every output value is one of the input's values (a copy, a rank or count
+    #: over a window, a repetition), never a blend of label IDs: labels stay labels,
+    #: and an image stays an image.
+    KEEPS = "keeps"
+    #: The output is a mask, whatever the input (a threshold).
+    MAKES = "makes"
+    #: Values are blended (means, interpolation, arithmetic): the output is an
+    #: image, whatever the input.
+    DROPS = "drops"
+
+    def then(self, after: LabelEffect) -> LabelEffect:
+        """The effect of this step followed by the step ``after``."""
+        return self if after is LabelEffect.KEEPS else after
+
+    def of(self, labels: bool) -> bool:
+        """Whether the output is labels, given whether the input is."""
+        return self is LabelEffect.MAKES or (labels and self is LabelEffect.KEEPS)
+
+
+def label_effect(steps: Sequence[Operation]) -> LabelEffect:
+    """The effect of ``steps`` run one after another: the last that is not KEEPS."""
+    return functools.reduce(
+        LabelEffect.then, (step.labels for step in steps), LabelEffect.KEEPS
+    )
 
 
 class Operation:
     """Base class of every operation: a small frozen dataclass of parameters.
 
-    Subclasses set `name` and implement `apply`; resampling and neighbourhood
-    operations also override `output_shape` and `input_box`.
+    Subclasses set `name`, `family`, `labels` and `exactness` and implement `apply`;
+    resampling and neighbourhood operations also override `output_shape` and
+    `input_box`. An operation of the catalogue is registered where it is defined
+    (`chunkwise.ops.register`).
     """
 
     name: ClassVar[str]
-    #: Safe on labels: every output value is one of the input values (a copy, a
-    #: rank or count over a window, a repetition), never a blend of label IDs, so
-    #: labels stay labels. Every operation sets it.
-    label_safe: ClassVar[bool]
+    #: Its family in the catalogue (a key of `chunkwise.ops.FAMILIES`).
+    family: ClassVar[str]
+    #: What it does to labels. Every operation sets it: a class attribute, or a
+    #: property where a parameter decides (``downsample``'s method, say).
+    labels: ClassVar[LabelEffect]
+    #: How its chunked result compares with its reference on the whole array, in a
+    #: sentence or two (reference pages show it).
+    exactness: ClassVar[str]
     #: Parameters added after records of the operation were first written: left
     #: out of the record at their default, so that an older record still describes
     #: the same operation and its run still resumes (resume compares records).
@@ -46,7 +87,7 @@ class Operation:
 
     def labels_from(self, labels: bool) -> bool:
         """Whether the output is labels (or a mask), given whether the input is."""
-        return labels and self.label_safe
+        return self.labels.of(labels)
 
     def check(self, ndim: int) -> None:
         """Raise `ChunkwiseError` if the operation cannot apply to ``ndim`` axes."""

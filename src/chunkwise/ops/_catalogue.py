@@ -3,91 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from chunkwise.errors import ChunkwiseError
 from chunkwise.ops._axes import on_axes
 from chunkwise.ops._base import Operation
 from chunkwise.ops._chain import chain
-from chunkwise.ops._custom import custom
-from chunkwise.ops._filters import (
-    MODES,
-    difference_of_gaussians,
-    gaussian,
-    gradient_magnitude,
-    laplace_of_gaussian,
-    unsharp_mask,
-)
-from chunkwise.ops._linear import convolve, correlate, laplace, prewitt, sobel
-from chunkwise.ops._pointwise import (
-    astype,
-    clip,
-    copy,
-    gamma,
-    invert,
-    rescale,
-    threshold,
-)
-from chunkwise.ops._rank import (
-    maximum,
-    median,
-    minimum,
-    percentile_filter,
-    rank_filter,
-    uniform,
-)
-from chunkwise.ops._resample import DOWNSAMPLE_METHODS, downsample, upsample
-from chunkwise.ops._windows import ACCUMULATORS, BOOL_RULES, MEDIANS, ROUNDINGS
+from chunkwise.ops._params import DTYPES
+from chunkwise.ops._registry import CATALOGUE
 
-__all__ = [
-    "CATALOGUE",
-    "DTYPES",
-    "Parameter",
-    "as_operation",
-    "describe",
-    "from_dict",
-    "parameters",
-    "parse",
-]
-
-CATALOGUE: dict[str, type[Operation]] = {
-    op.name: op
-    for op in (
-        copy,
-        clip,
-        threshold,
-        rescale,
-        invert,
-        astype,
-        gamma,
-        downsample,
-        upsample,
-        gaussian,
-        median,
-        uniform,
-        minimum,
-        maximum,
-        rank_filter,
-        percentile_filter,
-        gradient_magnitude,
-        laplace_of_gaussian,
-        difference_of_gaussians,
-        unsharp_mask,
-        correlate,
-        convolve,
-        sobel,
-        prewitt,
-        laplace,
-        custom,
-    )
-}
+__all__ = ["CATALOGUE", "DTYPES", "as_operation", "from_dict", "lookup", "parse"]
 
 
-def _lookup(name: str) -> type[Operation]:
+def lookup(name: str) -> type[Operation]:
+    """The registered operation class called ``name``, else a `ChunkwiseError`."""
     try:
         return CATALOGUE[name]
     except KeyError:
@@ -97,7 +27,7 @@ def _lookup(name: str) -> type[Operation]:
 
 
 def _build(name: str, params: dict[str, Any]) -> Operation:
-    cls = _lookup(name)
+    cls = lookup(name)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - known)
     if unknown:
@@ -217,155 +147,4 @@ def as_operation(op: object) -> Operation:
     raise ChunkwiseError(
         "op must be an operation from chunkwise.ops (such as ops.gaussian(2)), a "
         f"chain of them, or text such as 'gaussian:sigma=2'; got {op!r}"
-    )
-
-
-def describe(name: str) -> list[tuple[str, str, Any]]:
-    """``(parameter, annotation, default)`` for each parameter of an operation.
-
-    The default is `inspect.Parameter.empty` for required parameters.
-    """
-    return [(p.name, p.annotation, p.default) for p in parameters(name)]
-
-
-DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """What a form needs to edit one parameter of an operation.
-
-    ``kind`` is ``"float"``, ``"int"``, ``"choice"``, ``"range"`` (a low/high pair),
-    ``"dtype"``, ``"array"`` (nested lists, a name or a ``.npy`` path, as text) or
-    ``"text"``. ``per_axis`` parameters take one value or one per
-    spatial axis. ``default`` is `inspect.Parameter.empty` when required; a default
-    of None means the parameter is optional.
-    """
-
-    name: str
-    kind: str
-    default: Any
-    annotation: str
-    per_axis: bool = False
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-    #: What the operation's docstring says about it (its Parameters entry).
-    doc: str = ""
-    #: Rarely changed (scipy's finer settings, the peers' conventions): a form may
-    #: fold it away.
-    advanced: bool = False
-
-    @property
-    def required(self) -> bool:
-        """Whether the operation needs a value for it."""
-        return self.default is inspect.Parameter.empty
-
-
-#: Form hints by parameter name: names mean the same thing in every operation. The
-#: bounds are the operations' own (a form offers exactly what they accept); a bound
-#: that depends on the data, such as a kernel's reach, is the operation's to check.
-_SIGMA = {"kind": "float", "per_axis": True, "low": 0.0, "step": 0.5}
-_FLOAT = {"kind": "float", "step": 1.0}
-_POSITIVE = {"kind": "float", "low": 0.0, "step": 0.1}
-_HINTS: dict[str, dict[str, Any]] = {
-    "sigma": _SIGMA,
-    "low": _SIGMA,
-    "high": _SIGMA,
-    "size": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "factor": {"kind": "int", "per_axis": True, "low": 1, "step": 1},
-    "halo": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "mode": {"kind": "choice", "choices": MODES, "per_axis": True},
-    "method": {"kind": "choice", "choices": DOWNSAMPLE_METHODS},
-    "rounding": {"kind": "choice", "choices": ROUNDINGS},
-    "bool_rule": {"kind": "choice", "choices": BOOL_RULES},
-    "median": {"kind": "choice", "choices": MEDIANS},
-    "offset": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "accumulate": {"kind": "choice", "choices": ACCUMULATORS},
-    "order": {"kind": "choice", "choices": (0, 1)},
-    "dtype": {"kind": "dtype", "choices": DTYPES},
-    "in_range": {"kind": "range"},
-    "out_range": {"kind": "range"},
-    "truncate": {"kind": "float", "low": 0.0, "step": 0.5},
-    "amount": _POSITIVE,
-    "gain": _POSITIVE,
-    "gamma": {"kind": "float", "low": 0.0, "step": 0.05},
-    "function": {"kind": "text"},
-    "footprint": {"kind": "array"},
-    "kernel": {"kind": "array"},
-    "axis": {"kind": "int", "low": -3, "high": 2, "step": 1},
-    "radius": {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-    "origin": {"kind": "int", "per_axis": True, "step": 1},
-    "rank": {"kind": "int", "step": 1},
-    "percentile": {"kind": "float", "low": -100.0, "high": 100.0, "step": 5.0},
-}
-#: Parameters a form folds away, by name (`Parameter.advanced`).
-_ADVANCED = frozenset(
-    {"cval", "truncate", "radius", "origin", "dtype", "rounding", "bool_rule"}
-    | {"median", "offset", "accumulate", "order"}
-)
-#: Where a name means something else in one operation: a Gaussian's derivative
-#: order per axis, not an interpolation order.
-_OP_HINTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("gaussian", "order"): {"kind": "int", "per_axis": True, "low": 0, "step": 1},
-}
-
-
-#: Parameters named in `_ADVANCED` that are what their operation is about.
-_MAIN = frozenset({("astype", "dtype"), ("upsample", "order"), ("custom", "dtype")})
-
-
-def _parameter_docs(cls: type) -> dict[str, str]:
-    """The entries of a numpydoc ``Parameters`` section, by parameter name.
-
-    An entry that reads "As for `other`." is the other operation's.
-    """
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
-    try:
-        start = lines.index("Parameters") + 2
-    except ValueError:
-        return {}
-    docs: dict[str, str] = {}
-    names: list[str] = []
-    for index, line in enumerate(lines[start:], start):
-        if line and not line.startswith(" "):
-            if lines[index + 1 : index + 2] == ["-" * len(line)]:
-                break  # the next section
-            names = [n.strip() for n in line.split(":")[0].split(",")]
-            for name in names:
-                docs[name] = ""
-        elif line.strip():
-            for name in names:
-                docs[name] = f"{docs[name]} {line.strip()}".strip()
-    for name, text in docs.items():
-        other = re.fullmatch(r"As for `(\w+)`\.", text)
-        if other and other.group(1) in CATALOGUE:
-            docs[name] = _parameter_docs(CATALOGUE[other.group(1)]).get(name, "")
-    return docs
-
-
-def parameters(name: str) -> tuple[Parameter, ...]:
-    """The parameters of operation ``name``, with what a form needs to edit them.
-
-    Examples
-    --------
-    >>> [(p.name, p.kind, p.per_axis) for p in parameters("downsample")][:2]
-    [('factor', 'int', True), ('method', 'choice', False)]
-    """
-    cls = _lookup(name)
-    docs = _parameter_docs(cls)
-    return tuple(
-        Parameter(
-            name=p.name,
-            default=p.default,
-            annotation=str(p.annotation),
-            doc=docs.get(p.name, ""),
-            # What a step is about stays in view: astype's dtype, upsample's order.
-            advanced=p.name in _ADVANCED
-            and p.default is not inspect.Parameter.empty
-            and (name, p.name) not in _MAIN,
-            **_OP_HINTS.get((name, p.name), _HINTS.get(p.name, _FLOAT)),
-        )
-        for p in inspect.signature(cls).parameters.values()
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._base import Operation
+from chunkwise.ops._base import LabelEffect, Operation, label_effect
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,13 +34,8 @@ class Chain(Operation):
         return self.ops
 
     @property
-    def label_safe(self) -> bool:  # type: ignore[override]
-        return all(step.label_safe for step in self.ops)
-
-    def labels_from(self, labels: bool) -> bool:
-        for step in self.ops:
-            labels = step.labels_from(labels)
-        return labels
+    def labels(self) -> LabelEffect:  # type: ignore[override]
+        return label_effect(self.ops)
 
     def check(self, ndim: int) -> None:
         for step in self.ops:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._base import Operation
+from chunkwise.ops._base import LabelEffect, Operation
 from chunkwise.ops._filters import MODES, WRAP_MODES
-from chunkwise.ops._params import check_choices, check_dtype, check_per_axis, per_axis
+from chunkwise.ops._params import (
+    DTYPES,
+    check_choices,
+    check_dtype,
+    check_per_axis,
+    per_axis,
+)
 from chunkwise.ops._pointwise import to_dtype
+from chunkwise.ops._registry import param, register
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -75,6 +82,7 @@ def _function_spec(function: object) -> str:
     return spec
 
 
+@register
 @dataclass(frozen=True)
 class custom(Operation):
     """Apply your own function to each block, read with a halo you declare.
@@ -110,13 +118,19 @@ class custom(Operation):
     """
 
     name = "custom"
+    family = "custom"
+    exactness = (
+        "Equal to the function on the whole array when each output voxel depends "
+        "only on input voxels at most halo away, and the function wraps around the "
+        "volume only along the axes whose mode is a wrap mode."
+    )
     #: What the function does to label IDs is unknown.
-    label_safe = False
+    labels = LabelEffect.DROPS
     recent = ("mode",)
     function: str = "numpy:copy"
-    halo: int | tuple[int, ...] = 0
-    dtype: str | None = None
-    mode: str | tuple[str, ...] = field(default="reflect", kw_only=True)
+    halo: int | tuple[int, ...] = param(0, low=0, step=1)
+    dtype: str | None = param(None, kind="dtype", choices=DTYPES)
+    mode: str | tuple[str, ...] = param("reflect", kw_only=True, choices=MODES)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "function", _function_spec(self.function))

@@ -8,22 +8,24 @@ the ``wrap`` modes the halo is filled from the opposite face before filtering.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy
 
 from chunkwise._geometry import spatial_axes
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._base import Operation
+from chunkwise.ops._base import LabelEffect, Operation
 from chunkwise.ops._params import (
+    DTYPES,
     check_choices,
     check_dtype,
     check_number,
     check_per_axis,
     per_axis,
 )
+from chunkwise.ops._registry import exact_as, param, register
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,6 +74,16 @@ def float_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
 
 
+def origin_field() -> Any:
+    """The ``origin`` field of a filter whose scipy function shifts its window."""
+    return param(0, kw_only=True, step=1, advanced=True)
+
+
+def dtype_field() -> Any:
+    """The ``dtype`` field of a filter that can write another dtype (None: same)."""
+    return param(None, kw_only=True, kind="dtype", choices=DTYPES, advanced=True)
+
+
 @dataclass(frozen=True)
 class _Filter(Operation):
     """A neighbourhood filter; subclasses give the halo and the scipy call.
@@ -84,7 +96,7 @@ class _Filter(Operation):
       (`modes` expands it to every axis). A class whose scipy function takes one
       mode only sets ``mode_sequence = False``, and a sequence is refused.
     - ``origin``: a class whose scipy function shifts its window declares
-      ``origin: int | tuple[int, ...] = field(default=0, kw_only=True)`` and calls
+      ``origin: int | tuple[int, ...] = origin_field()`` and calls
       `_check_origin` from its ``check`` with its window's length per axis. The
       base validates the field, reads ``|origin|`` more halo (`reach`) so that
       every output voxel sees what the whole array gives it, and passes it on in
@@ -93,8 +105,8 @@ class _Filter(Operation):
       along wrap axes, where `evaluate` fills the halo from the opposite face.
     """
 
-    mode: str | tuple[str, ...] = field(default="reflect", kw_only=True)
-    cval: float = field(default=0.0, kw_only=True)
+    mode: str | tuple[str, ...] = param("reflect", kw_only=True, choices=MODES)
+    cval: float = param(0.0, kw_only=True, advanced=True)
     #: The parameter that sets the reach (`halo`), named in errors.
     reach_parameter: ClassVar[str]
     #: Whether the scipy function takes a sequence of modes, one per axis.
@@ -196,8 +208,10 @@ class _GaussianBased(_Filter):
     axis, as scipy's ``radius=`` does.
     """
 
-    truncate: float = field(default=4.0, kw_only=True)
-    radius: int | tuple[int, ...] | None = field(default=None, kw_only=True)
+    truncate: float = param(4.0, kw_only=True, low=0.0, step=0.5, advanced=True)
+    radius: int | tuple[int, ...] | None = param(
+        None, kw_only=True, low=0, step=1, advanced=True
+    )
     #: Added after runs were recorded without them: left out of records at their
     #: defaults, so that those runs still resume (`Operation.recent`).
     recent = ("radius", "dtype", "order")
@@ -245,7 +259,7 @@ class _GaussianBased(_Filter):
 class _Smoothing(_GaussianBased):
     """A Gaussian-based filter with one ``sigma``."""
 
-    sigma: float | tuple[float, ...] = 1.0
+    sigma: float | tuple[float, ...] = param(1.0, low=0.0, step=0.5)
     reach_parameter = "sigma"
 
     def __post_init__(self) -> None:
@@ -260,7 +274,7 @@ class _Smoothing(_GaussianBased):
 class _OutputDtype(_Smoothing):
     """A Gaussian filter whose output dtype is ``dtype`` (None: the input's)."""
 
-    dtype: str | None = field(default=None, kw_only=True)
+    dtype: str | None = dtype_field()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -271,6 +285,7 @@ class _OutputDtype(_Smoothing):
         return np.dtype(dtype if self.dtype is None else self.dtype)
 
 
+@register
 @dataclass(frozen=True)
 class gaussian(_OutputDtype):
     """Gaussian smoothing or derivative, exactly ``scipy.ndimage.gaussian_filter``.
@@ -307,8 +322,10 @@ class gaussian(_OutputDtype):
     """
 
     name = "gaussian"
-    label_safe = False
-    order: int | tuple[int, ...] = field(default=0, kw_only=True)
+    exactness = exact_as("scipy.ndimage.gaussian_filter")
+    family = "neighbourhood"
+    labels = LabelEffect.DROPS
+    order: int | tuple[int, ...] = param(0, kw_only=True, low=0, step=1, advanced=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -423,6 +440,8 @@ class _GaussianDerivatives(_OutputDtype):
     cut at the volume's faces along each axis, for all terms at once.
     """
 
+    family = "features"
+    labels = LabelEffect.DROPS
     scipy_filter: ClassVar[str]
     #: Whether the scipy function takes a sigma per axis of ``axes`` (else per axis).
     sigma_on_axes: ClassVar[bool]
@@ -486,6 +505,7 @@ _DERIVATIVE_PARAMETERS = """
 """
 
 
+@register
 @dataclass(frozen=True)
 class gradient_magnitude(_GaussianDerivatives):
     __doc__ = (
@@ -498,11 +518,12 @@ class gradient_magnitude(_GaussianDerivatives):
         + _DERIVATIVE_PARAMETERS
     )
     name = "gradient_magnitude"
-    label_safe = False
+    exactness = exact_as("scipy.ndimage.gaussian_gradient_magnitude")
     scipy_filter = "gaussian_gradient_magnitude"
     sigma_on_axes = False
 
 
+@register
 @dataclass(frozen=True)
 class laplace_of_gaussian(_GaussianDerivatives):
     __doc__ = (
@@ -515,47 +536,12 @@ class laplace_of_gaussian(_GaussianDerivatives):
         + _DERIVATIVE_PARAMETERS
     )
     name = "laplace_of_gaussian"
-    label_safe = False
+    exactness = exact_as("scipy.ndimage.gaussian_laplace")
     scipy_filter = "gaussian_laplace"
     sigma_on_axes = True
 
 
-@dataclass(frozen=True)
-class unsharp_mask(_Smoothing):
-    """Sharpen: ``x + amount * (x - gaussian(x, sigma))``, computed in float.
-
-    The output is float64 for float64 input and float32 otherwise.
-
-    Parameters
-    ----------
-    sigma : float or tuple of float
-        Standard deviation of the blur that is subtracted.
-    amount : float
-        Strength of the sharpening, >= 0.
-    mode, cval, truncate, radius
-        As for `gaussian`.
-    """
-
-    name = "unsharp_mask"
-    label_safe = False
-    amount: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "amount", check_number("amount", self.amount, low=0))
-
-    def output_dtype(self, dtype: np.dtype) -> np.dtype:
-        return float_dtype(dtype)
-
-    def filter(self, data: np.ndarray) -> np.ndarray:
-        values = data.astype(float_dtype(data.dtype))
-        sigma = self._spatial("sigma", self.sigma, data.ndim, 0)
-        blurred = scipy.ndimage.gaussian_filter(
-            values, sigma, **self._gaussian_kwargs(data.ndim)
-        )
-        return values + values.dtype.type(self.amount) * (values - blurred)
-
-
+@register
 @dataclass(frozen=True)
 class difference_of_gaussians(_GaussianBased):
     """Band-pass: ``gaussian(x, low) - gaussian(x, high)``, computed in float.
@@ -580,9 +566,14 @@ class difference_of_gaussians(_GaussianBased):
     """
 
     name = "difference_of_gaussians"
-    label_safe = False
-    low: float | tuple[float, ...] = 1.0
-    high: float | tuple[float, ...] = 2.0
+    exactness = exact_as(
+        "scipy.ndimage.gaussian_filter(x, low) - scipy.ndimage.gaussian_filter(x, "
+        "high) in float"
+    )
+    family = "features"
+    labels = LabelEffect.DROPS
+    low: float | tuple[float, ...] = param(1.0, low=0.0, step=0.5)
+    high: float | tuple[float, ...] = param(2.0, low=0.0, step=0.5)
     reach_parameter = "high"
 
     def __post_init__(self) -> None:
@@ -619,3 +610,44 @@ class difference_of_gaussians(_GaussianBased):
         return scipy.ndimage.gaussian_filter(
             values, low, **kwargs
         ) - scipy.ndimage.gaussian_filter(values, high, **kwargs)
+
+
+@register
+@dataclass(frozen=True)
+class unsharp_mask(_Smoothing):
+    """Sharpen: ``x + amount * (x - gaussian(x, sigma))``, computed in float.
+
+    The output is float64 for float64 input and float32 otherwise.
+
+    Parameters
+    ----------
+    sigma : float or tuple of float
+        Standard deviation of the blur that is subtracted.
+    amount : float
+        Strength of the sharpening, >= 0.
+    mode, cval, truncate, radius
+        As for `gaussian`.
+    """
+
+    name = "unsharp_mask"
+    exactness = exact_as(
+        "x + amount * (x - scipy.ndimage.gaussian_filter(x, sigma)) in float"
+    )
+    family = "features"
+    labels = LabelEffect.DROPS
+    amount: float = param(1.0, low=0.0, step=0.1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "amount", check_number("amount", self.amount, low=0))
+
+    def output_dtype(self, dtype: np.dtype) -> np.dtype:
+        return float_dtype(dtype)
+
+    def filter(self, data: np.ndarray) -> np.ndarray:
+        values = data.astype(float_dtype(data.dtype))
+        sigma = self._spatial("sigma", self.sigma, data.ndim, 0)
+        blurred = scipy.ndimage.gaussian_filter(
+            values, sigma, **self._gaussian_kwargs(data.ndim)
+        )
+        return values + values.dtype.type(self.amount) * (values - blurred)

@@ -28,12 +28,15 @@ from chunkwise.ops._params import check_array, check_number, nested_tuples
 __all__ = [
     "MAX_FOOTPRINT",
     "NAMED",
+    "PRESETS",
     "check_footprint",
     "footprint_array",
     "footprint_shape",
 ]
 
 NAMED = ("ball", "cross", "box")
+#: Named footprints a form offers (any ball:R, cross:R or box:N is taken).
+PRESETS = ("ball:1", "ball:2", "cross", "cross:2", "box:3", "box:5")
 #: Voxels a named footprint may span: a rank filter visits each of them at every
 #: voxel, so beyond this (a 215^3 box) a run would take days.
 MAX_FOOTPRINT = 10_000_000

@@ -8,7 +8,7 @@ every `_Filter`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -16,7 +16,9 @@ import scipy
 
 from chunkwise._geometry import spatial_axes
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._filters import _Filter
+from chunkwise.ops._base import LabelEffect
+from chunkwise.ops._filters import _Filter, dtype_field, origin_field
+from chunkwise.ops._kernels import KERNEL_PRESETS
 from chunkwise.ops._params import (
     check_array,
     check_dtype,
@@ -24,6 +26,7 @@ from chunkwise.ops._params import (
     nested_tuples,
     per_axis,
 )
+from chunkwise.ops._registry import exact_as, param, register
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,10 +59,11 @@ def _dtype_or_none(value: object) -> str | None:
 class _Kernel(_Filter):
     """`correlate` or `convolve`: the scipy function named, with ``kernel``."""
 
-    kernel: npt.ArrayLike | str
-    origin: int | tuple[int, ...] = field(default=0, kw_only=True)
-    dtype: str | None = field(default=None, kw_only=True)
-    label_safe = False
+    kernel: npt.ArrayLike | str = param(kind="array", choices=KERNEL_PRESETS)
+    origin: int | tuple[int, ...] = origin_field()
+    dtype: str | None = dtype_field()
+    family = "linear"
+    labels = LabelEffect.DROPS
     #: scipy's correlate and convolve take one mode for all axes.
     mode_sequence = False
     scipy_filter: ClassVar[str]
@@ -190,6 +194,7 @@ _KERNEL_PARAMETERS = """
 """
 
 
+@register
 @dataclass(frozen=True)
 class correlate(_Kernel):
     __doc__ = (
@@ -210,10 +215,12 @@ class correlate(_Kernel):
     """
     )
     name = "correlate"
+    exactness = exact_as("scipy.ndimage.correlate")
     scipy_filter = "correlate"
     mirrored = False
 
 
+@register
 @dataclass(frozen=True)
 class convolve(_Kernel):
     __doc__ = (
@@ -233,6 +240,7 @@ class convolve(_Kernel):
     """
     )
     name = "convolve"
+    exactness = exact_as("scipy.ndimage.convolve")
     scipy_filter = "convolve"
     mirrored = True
 
@@ -241,8 +249,9 @@ class convolve(_Kernel):
 class _Derivative(_Filter):
     """A 3-voxel derivative filter over the spatial axes."""
 
-    dtype: str | None = field(default=None, kw_only=True)
-    label_safe = False
+    dtype: str | None = dtype_field()
+    family = "linear"
+    labels = LabelEffect.DROPS
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -259,7 +268,7 @@ class _Derivative(_Filter):
 class _Edge(_Derivative):
     """`sobel` or `prewitt`: a derivative along ``axis``, smoothed along the others."""
 
-    axis: int = -1
+    axis: int = param(-1, low=-3, high=2, step=1)
     scipy_filter: ClassVar[str]
 
     def __post_init__(self) -> None:
@@ -303,6 +312,7 @@ _EDGE_PARAMETERS = """
 """
 
 
+@register
 @dataclass(frozen=True)
 class sobel(_Edge):
     __doc__ = (
@@ -323,9 +333,11 @@ class sobel(_Edge):
     """
     )
     name = "sobel"
+    exactness = exact_as("scipy.ndimage.sobel")
     scipy_filter = "sobel"
 
 
+@register
 @dataclass(frozen=True)
 class prewitt(_Edge):
     __doc__ = (
@@ -346,9 +358,11 @@ class prewitt(_Edge):
     """
     )
     name = "prewitt"
+    exactness = exact_as("scipy.ndimage.prewitt")
     scipy_filter = "prewitt"
 
 
+@register
 @dataclass(frozen=True)
 class laplace(_Derivative):
     """Laplace filter, exactly ``scipy.ndimage.laplace``.
@@ -376,6 +390,7 @@ class laplace(_Derivative):
     """
 
     name = "laplace"
+    exactness = exact_as("scipy.ndimage.laplace")
 
     def filter(self, data: np.ndarray) -> np.ndarray:
         return scipy.ndimage.laplace(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "DTYPES",
     "check_array",
     "check_choice",
     "check_choices",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 NUMERIC_KINDS = "buif"
+#: The dtypes a form offers for an output.
+DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
 
 
 def _is_number(value: object) -> bool:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chunkwise.errors import BlockError, ChunkwiseError
-from chunkwise.ops._base import Operation
-from chunkwise.ops._params import check_dtype, check_number, check_range
+from chunkwise.ops._base import LabelEffect, Operation
+from chunkwise.ops._params import DTYPES, check_dtype, check_number, check_range
+from chunkwise.ops._registry import param, register
 
 if TYPE_CHECKING:
     from chunkwise._geometry import Box
@@ -28,6 +29,11 @@ __all__ = [
 
 
 class _Pointwise(Operation):
+    family = "pointwise"
+    exactness = (
+        "Bit-identical to numpy on the whole array: each voxel depends on itself alone."
+    )
+
     def apply(self, data: np.ndarray, data_box: Box, box: Box) -> np.ndarray:
         return self.map(data)
 
@@ -85,6 +91,29 @@ def to_dtype(
     return np.clip(rounded, info.min, info.max, out=rounded).astype(dtype)
 
 
+@register
+@dataclass(frozen=True)
+class copy(_Pointwise):
+    """The input unchanged: what ``chunkwise run`` does with no operation.
+
+    Converting is a run like any other: into another chunk layout or codec, or an
+    OME-Zarr pyramid, exactly, resumably and in parallel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> copy()(np.array([[0, 200]], np.uint8))
+    array([[  0, 200]], dtype=uint8)
+    """
+
+    name = "copy"
+    labels = LabelEffect.KEEPS
+
+    def map(self, data: np.ndarray) -> np.ndarray:
+        return data
+
+
+@register
 @dataclass(frozen=True)
 class clip(_Pointwise):
     """Clip values into ``[lo, hi]``, keeping the dtype.
@@ -103,7 +132,7 @@ class clip(_Pointwise):
     """
 
     name = "clip"
-    label_safe = False
+    labels = LabelEffect.DROPS
     lo: float
     hi: float
 
@@ -124,6 +153,7 @@ class clip(_Pointwise):
         return np.clip(data, data.dtype.type(self.lo), data.dtype.type(self.hi))
 
 
+@register
 @dataclass(frozen=True)
 class threshold(_Pointwise):
     """Mask of voxels brighter than ``value``: 1 where ``x > value``, else 0 (uint8).
@@ -141,14 +171,11 @@ class threshold(_Pointwise):
     """
 
     name = "threshold"
-    label_safe = True
+    labels = LabelEffect.MAKES
     value: float
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", check_number("value", self.value))
-
-    def labels_from(self, labels: bool) -> bool:
-        return True  # a mask, whatever the input
 
     def output_dtype(self, dtype: np.dtype) -> np.dtype:
         return np.dtype(np.uint8)
@@ -157,6 +184,7 @@ class threshold(_Pointwise):
         return (data > self.value).view(np.uint8)
 
 
+@register
 @dataclass(frozen=True)
 class rescale(_Pointwise):
     """Map ``in_range`` linearly onto ``out_range``, clipping values outside it.
@@ -178,10 +206,10 @@ class rescale(_Pointwise):
     """
 
     name = "rescale"
-    label_safe = False
+    labels = LabelEffect.DROPS
     in_range: tuple[float, float]
     out_range: tuple[float, float] | None = None
-    dtype: str | None = None
+    dtype: str | None = param(None, kind="dtype", choices=DTYPES, advanced=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_range", check_range("in_range", self.in_range))
@@ -206,27 +234,7 @@ class rescale(_Pointwise):
         return to_dtype(values, dtype, scratch=True, what="rescale")
 
 
-@dataclass(frozen=True)
-class copy(_Pointwise):
-    """The input unchanged: what ``chunkwise run`` does with no operation.
-
-    Converting is a run like any other: into another chunk layout or codec, or an
-    OME-Zarr pyramid, exactly, resumably and in parallel.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> copy()(np.array([[0, 200]], np.uint8))
-    array([[  0, 200]], dtype=uint8)
-    """
-
-    name = "copy"
-    label_safe = True
-
-    def map(self, data: np.ndarray) -> np.ndarray:
-        return data
-
-
+@register
 @dataclass(frozen=True)
 class invert(_Pointwise):
     """Invert intensities as scikit-image does.
@@ -246,7 +254,7 @@ class invert(_Pointwise):
     """
 
     name = "invert"
-    label_safe = False
+    labels = LabelEffect.DROPS
 
     def map(self, data: np.ndarray) -> np.ndarray:
         if data.dtype.kind == "f":
@@ -254,6 +262,7 @@ class invert(_Pointwise):
         return np.invert(data)
 
 
+@register
 @dataclass(frozen=True)
 class astype(_Pointwise):
     """Convert to ``dtype``, rounding half to even and clipping into its range.
@@ -272,15 +281,16 @@ class astype(_Pointwise):
     """
 
     name = "astype"
-    dtype: str
+    dtype: str = param(kind="dtype", choices=DTYPES)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", check_dtype("dtype", self.dtype))
 
     @property
-    def label_safe(self) -> bool:  # type: ignore[override]
-        # Label IDs that fit an integer type keep their values in it.
-        return np.dtype(self.dtype).kind in "iu"
+    def labels(self) -> LabelEffect:  # type: ignore[override]
+        """Keeps labels into an integer dtype (IDs keep their values), not a float."""
+        integer = np.dtype(self.dtype).kind in "iu"
+        return LabelEffect.KEEPS if integer else LabelEffect.DROPS
 
     def output_dtype(self, dtype: np.dtype) -> np.dtype:
         return np.dtype(self.dtype)
@@ -289,6 +299,7 @@ class astype(_Pointwise):
         return to_dtype(data, np.dtype(self.dtype), what="astype")
 
 
+@register
 @dataclass(frozen=True)
 class gamma(_Pointwise):
     """Gamma correction ``gain * x**gamma`` on values normalised to ``[0, 1]``.
@@ -315,9 +326,9 @@ class gamma(_Pointwise):
     """
 
     name = "gamma"
-    label_safe = False
-    gamma: float
-    gain: float = 1.0
+    labels = LabelEffect.DROPS
+    gamma: float = param(low=0.0, step=0.05)
+    gain: float = param(1.0, low=0.0, step=0.1)
 
     def __post_init__(self) -> None:
         object.__setattr__(

@@ -9,21 +9,24 @@ more halo on each side (see `_Filter`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import scipy
 
 from chunkwise._geometry import spatial_axes
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._filters import _Filter
+from chunkwise.ops._base import LabelEffect
+from chunkwise.ops._filters import _Filter, origin_field
 from chunkwise.ops._footprint import (
     MAX_FOOTPRINT,
+    PRESETS,
     check_footprint,
     footprint_array,
     footprint_shape,
 )
 from chunkwise.ops._params import check_number, check_per_axis, per_axis
+from chunkwise.ops._registry import exact_as, param, register
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,6 +44,16 @@ __all__ = [
 DEFAULT_SIZE = 3
 
 
+def size_field() -> Any:
+    """The ``size`` field of a window filter: `DEFAULT_SIZE` voxels per axis."""
+    return param(DEFAULT_SIZE, low=0, step=1)
+
+
+def footprint_field() -> Any:
+    """The ``footprint`` field of a filter whose scipy function takes one."""
+    return param(None, kw_only=True, kind="array", choices=PRESETS)
+
+
 @dataclass(frozen=True)
 class _WindowFilter(_Filter):
     """A scipy.ndimage filter over a box of ``size`` voxels, or a ``footprint``.
@@ -51,6 +64,7 @@ class _WindowFilter(_Filter):
     """
 
     # ``size`` is each subclass's field, after the fields scipy puts first (rank).
+    family = "neighbourhood"
     reach_parameter = "size"
     recent = ("footprint", "origin")
     #: The scipy.ndimage function.
@@ -177,18 +191,21 @@ def _doc(title: str, scipy_name: str, first: str, *, mode: str, footprint: bool)
     """
 
 
+@register
 @dataclass(frozen=True)
 class median(_WindowFilter):
     __doc__ = _doc("Median filter", "median_filter", "", mode=_ONE_MODE, footprint=True)
     name = "median"
-    label_safe = True
+    exactness = exact_as("scipy.ndimage.median_filter")
+    labels = LabelEffect.KEEPS
     scipy_filter = "median_filter"
     mode_sequence = False
-    size: int | tuple[int, ...] | None = DEFAULT_SIZE
-    footprint: str | tuple | None = field(default=None, kw_only=True)
-    origin: int | tuple[int, ...] = field(default=0, kw_only=True)
+    size: int | tuple[int, ...] | None = size_field()
+    footprint: str | tuple | None = footprint_field()
+    origin: int | tuple[int, ...] = origin_field()
 
 
+@register
 @dataclass(frozen=True)
 class uniform(_WindowFilter):
     __doc__ = (
@@ -202,20 +219,26 @@ class uniform(_WindowFilter):
     """
     )
     name = "uniform"
-    label_safe = False
+    exactness = (
+        "On integer data, bit-identical to scipy.ndimage.uniform_filter on the whole "
+        "array, for every shape, chunking and boundary mode. On float data within "
+        "about 1e-12 relative: scipy's running sum makes its last bits depend on "
+        "where a line starts."
+    )
+    labels = LabelEffect.DROPS
     scipy_filter = "uniform_filter"
-    size: int | tuple[int, ...] | None = DEFAULT_SIZE
-    origin: int | tuple[int, ...] = field(default=0, kw_only=True)
+    size: int | tuple[int, ...] | None = size_field()
+    origin: int | tuple[int, ...] = origin_field()
 
 
 @dataclass(frozen=True)
 class _Extremum(_WindowFilter):
     """Minimum or maximum: scipy takes a sequence of modes for a full box only."""
 
-    size: int | tuple[int, ...] | None = DEFAULT_SIZE
-    footprint: str | tuple | None = field(default=None, kw_only=True)
-    origin: int | tuple[int, ...] = field(default=0, kw_only=True)
-    label_safe = True
+    size: int | tuple[int, ...] | None = size_field()
+    footprint: str | tuple | None = footprint_field()
+    origin: int | tuple[int, ...] = origin_field()
+    labels = LabelEffect.KEEPS
 
     def check(self, ndim: int) -> None:
         super().check(ndim)
@@ -227,6 +250,7 @@ class _Extremum(_WindowFilter):
             )
 
 
+@register
 @dataclass(frozen=True)
 class minimum(_Extremum):
     __doc__ = _doc(
@@ -237,9 +261,11 @@ class minimum(_Extremum):
         footprint=True,
     )
     name = "minimum"
+    exactness = exact_as("scipy.ndimage.minimum_filter")
     scipy_filter = "minimum_filter"
 
 
+@register
 @dataclass(frozen=True)
 class maximum(_Extremum):
     __doc__ = _doc(
@@ -250,9 +276,11 @@ class maximum(_Extremum):
         footprint=True,
     )
     name = "maximum"
+    exactness = exact_as("scipy.ndimage.maximum_filter")
     scipy_filter = "maximum_filter"
 
 
+@register
 @dataclass(frozen=True)
 class rank_filter(_WindowFilter):
     __doc__ = (
@@ -275,13 +303,14 @@ class rank_filter(_WindowFilter):
     """
     )
     name = "rank_filter"
-    label_safe = True
+    exactness = exact_as("scipy.ndimage.rank_filter")
+    labels = LabelEffect.KEEPS
     scipy_filter = "rank_filter"
     mode_sequence = False
     rank: int
-    size: int | tuple[int, ...] | None = DEFAULT_SIZE
-    footprint: str | tuple | None = field(default=None, kw_only=True)
-    origin: int | tuple[int, ...] = field(default=0, kw_only=True)
+    size: int | tuple[int, ...] | None = size_field()
+    footprint: str | tuple | None = footprint_field()
+    origin: int | tuple[int, ...] = origin_field()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -300,6 +329,7 @@ class rank_filter(_WindowFilter):
         return (self.rank,)
 
 
+@register
 @dataclass(frozen=True)
 class percentile_filter(_WindowFilter):
     __doc__ = _doc(
@@ -314,13 +344,14 @@ class percentile_filter(_WindowFilter):
         footprint=True,
     )
     name = "percentile_filter"
-    label_safe = True
+    exactness = exact_as("scipy.ndimage.percentile_filter")
+    labels = LabelEffect.KEEPS
     scipy_filter = "percentile_filter"
     mode_sequence = False
-    percentile: float
-    size: int | tuple[int, ...] | None = DEFAULT_SIZE
-    footprint: str | tuple | None = field(default=None, kw_only=True)
-    origin: int | tuple[int, ...] = field(default=0, kw_only=True)
+    percentile: float = param(low=-100.0, high=100.0, step=5.0)
+    size: int | tuple[int, ...] | None = size_field()
+    footprint: str | tuple | None = footprint_field()
+    origin: int | tuple[int, ...] = origin_field()
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -11,9 +11,10 @@ import numpy as np
 
 from chunkwise._geometry import Box, ceil_div
 from chunkwise.errors import ChunkwiseError
-from chunkwise.ops._base import Operation
+from chunkwise.ops._base import LabelEffect, Operation
 from chunkwise.ops._params import check_choice, check_number, check_per_axis, per_axis
 from chunkwise.ops._pointwise import to_dtype
+from chunkwise.ops._registry import param, register
 from chunkwise.ops._windows import (
     ACCUMULATORS,
     BOOL_RULES,
@@ -32,6 +33,7 @@ DOWNSAMPLE_METHODS = ("mean", "min", "max", "median", "mode", "nearest")
 
 
 class _Resample(Operation):
+    family = "resampling"
     factor: int | tuple[int, ...]
 
     def factors(self, ndim: int) -> tuple[int, ...]:
@@ -61,6 +63,7 @@ def _check_offset(offset: object, factor: int | tuple[int, ...]) -> int | tuple:
     return offset
 
 
+@register
 @dataclass(frozen=True)
 class downsample(_Resample):
     """Reduce each block of ``factor`` voxels to one voxel.
@@ -112,13 +115,19 @@ class downsample(_Resample):
     """
 
     name = "downsample"
-    factor: int | tuple[int, ...] = 2
-    method: str = "mean"
-    rounding: str = "half_even"
-    bool_rule: str = "nonzero"
-    median: str = "average"
-    offset: int | tuple[int, ...] = 0
-    accumulate: str = "float64"
+    exactness = (
+        "Bit-identical to its definition: each window of factor voxels reduced, a "
+        "partial window at the far edge over its voxels in the volume. With the "
+        "matching conventions, bit-identical to tensorstore's downsample and to "
+        "ome-zarr-py's local_mean and nearest levels."
+    )
+    factor: int | tuple[int, ...] = param(2, low=1, step=1)
+    method: str = param("mean", choices=DOWNSAMPLE_METHODS)
+    rounding: str = param("half_even", choices=ROUNDINGS, advanced=True)
+    bool_rule: str = param("nonzero", choices=BOOL_RULES, advanced=True)
+    median: str = param("average", choices=MEDIANS, advanced=True)
+    offset: int | tuple[int, ...] = param(0, low=0, step=1, advanced=True)
+    accumulate: str = param("float64", choices=ACCUMULATORS, advanced=True)
 
     def __post_init__(self) -> None:
         factor = check_per_axis("factor", self.factor, low=1, integer=True)
@@ -162,10 +171,15 @@ class downsample(_Resample):
         return Rules(self.rounding, self.bool_rule, self.median, self.accumulate)
 
     @property
-    def label_safe(self) -> bool:  # type: ignore[override]
-        # Each picks one of the window's values; mean and an averaged median blend.
+    def labels(self) -> LabelEffect:  # type: ignore[override]
+        """Keeps labels with min, max, mode, nearest, and median with median="lower".
+
+        Each of those picks one of the window's values; the mean and the averaged
+        median blend them.
+        """
         lower = self.method == "median" and self.median == "lower"
-        return lower or self.method in ("mode", "nearest", "min", "max")
+        picks = lower or self.method in ("mode", "nearest", "min", "max")
+        return LabelEffect.KEEPS if picks else LabelEffect.DROPS
 
     def check(self, ndim: int) -> None:
         self.factors(ndim)
@@ -233,6 +247,7 @@ class downsample(_Resample):
         return data[np.ix_(*picks)]
 
 
+@register
 @dataclass(frozen=True)
 class upsample(_Resample):
     """Enlarge by an integer ``factor`` per axis.
@@ -256,8 +271,14 @@ class upsample(_Resample):
     """
 
     name = "upsample"
-    factor: int | tuple[int, ...] = 2
-    order: int = 0
+    exactness = (
+        "Order 0 is bit-identical to numpy.repeat on the whole array, for every "
+        "shape and chunking. Order 1 agrees with scipy.ndimage.zoom(x, factor, "
+        "order=1, grid_mode=True, mode='nearest') within 1 for integers and 1e-5 "
+        "relative for floats."
+    )
+    factor: int | tuple[int, ...] = param(2, low=1, step=1)
+    order: int = param(0, choices=(0, 1))
 
     def __post_init__(self) -> None:
         factor = check_per_axis("factor", self.factor, low=1, integer=True)
@@ -266,8 +287,9 @@ class upsample(_Resample):
         object.__setattr__(self, "order", order)
 
     @property
-    def label_safe(self) -> bool:  # type: ignore[override]
-        return self.order == 0  # repetition; linear interpolation blends
+    def labels(self) -> LabelEffect:  # type: ignore[override]
+        """Keeps labels with order 0 (repetition); order 1 blends them."""
+        return LabelEffect.KEEPS if self.order == 0 else LabelEffect.DROPS
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         factors = self.factors(len(shape))
