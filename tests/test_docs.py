@@ -759,6 +759,11 @@ ERROR_SECTIONS = {
     "_job.py": "`BlockError`: a run failed",
     "_region.py": "`Cancelled`: a run was stopped",
     "_verify.py": "Outputs",
+    "_recipe.py": "Recipes",
+    "_recipe_check.py": "Recipes",
+    "_recipe_text.py": "Recipes",
+    "_batch.py": "Batch",
+    "_batch_state.py": "Batch",
 }
 
 
