@@ -635,6 +635,7 @@ def test_session_pages_run_what_they_show():
         "how-it-works.md",
         "tutorial.md",
         "napari.md",
+        "recipes.md",
     }
     not_run = [b for b in blocks if _not_run(b)]
     assert len(not_run) <= 2, [str(b) for b in not_run]
@@ -759,6 +760,11 @@ ERROR_SECTIONS = {
     "_job.py": "`BlockError`: a run failed",
     "_region.py": "`Cancelled`: a run was stopped",
     "_verify.py": "Outputs",
+    "_recipe.py": "Recipes",
+    "_recipe_check.py": "Recipes",
+    "_recipe_text.py": "Recipes",
+    "_batch.py": "Batch",
+    "_batch_state.py": "Batch",
 }
 
 
