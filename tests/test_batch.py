@@ -169,6 +169,25 @@ def test_an_output_made_otherwise_is_never_replaced_silently(inputs, recipe, tmp
     assert [r.status for r in again] == ["skipped"]
 
 
+def test_an_array_chunkwise_did_not_make_is_replaced_only_with_force(
+    inputs, recipe, tmp_path, capsys
+):
+    results = tmp_path / "results"
+    foreign = results / "a.zarr"
+    zarr.create_array(foreign, shape=(4, 4), dtype=np.uint8)[:] = 7
+    args = ["batch", str(recipe), str(tmp_path / "data" / "a.zarr")]
+    args += ["--out-dir", str(results), "--quiet"]
+    for extra in ([], ["--overwrite"]):
+        assert main([*args, *extra]) == 1
+        assert "not made by chunkwise" in capsys.readouterr().out
+        np.testing.assert_array_equal(read_array(foreign), np.full((4, 4), 7))
+    assert main([*args, "--overwrite", "--force"]) == 0
+    assert _table(capsys.readouterr().out)["a"][0] == "done"
+    np.testing.assert_array_equal(
+        read_array(foreign), ndimage.median_filter(inputs["a"], 3)
+    )
+
+
 def test_a_changed_input_is_not_skipped(inputs, recipe, tmp_path):
     results = tmp_path / "results"
     source = tmp_path / "data" / "c.zarr"

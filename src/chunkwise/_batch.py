@@ -283,7 +283,8 @@ def _one(
         if found is Found.CHUNKWISE and made_by(recipe, source, out, options):
             return result("skipped")
         try:
-            run(resume=True, overwrite=False)
+            # force is for replacing, below: a resume takes it as a mistake.
+            run(resume=True, overwrite=False, force=False)
         except ChunkwiseError as error:
             if not (options.overwrite and str(error).startswith("cannot resume")):
                 raise
