@@ -24,9 +24,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from typing import Any
 
     import zarr
 
+    from chunkwise._options import RunOptions
     from chunkwise._recipe import Recipe
 
 __all__ = ["main"]
@@ -577,8 +579,28 @@ def _quiet_distributed() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _run(args: argparse.Namespace) -> None:
+def _machine_options(
+    args: argparse.Namespace, storage_options: Any, **settings: Any
+) -> RunOptions:
+    """The options of ``run`` and ``batch`` of this machine, not of a recipe."""
     from chunkwise._options import RunOptions
+
+    return RunOptions(
+        n_jobs=args.jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        block=args.block,
+        overwrite=args.overwrite,
+        force=args.force,
+        check_space=not args.no_space_check,
+        missing=args.missing_chunks,
+        timeout=args.timeout,
+        storage_options=storage_options,
+        **settings,
+    )
+
+
+def _run(args: argparse.Namespace) -> None:
     from chunkwise._run import process
     from chunkwise._secrets import redact
 
@@ -594,19 +616,7 @@ def _run(args: argparse.Namespace) -> None:
         args, dict(args.storage_option or []) or None
     )
     source, storage_options = _sides(args)
-    machine = RunOptions(
-        n_jobs=args.jobs,
-        backend=args.backend,
-        scheduler=args.scheduler,
-        block=args.block,
-        overwrite=args.overwrite,
-        resume=args.resume,
-        force=args.force,
-        check_space=not args.no_space_check,
-        missing=args.missing_chunks,
-        timeout=args.timeout,
-        storage_options=storage_options,
-    )
+    machine = _machine_options(args, storage_options, resume=args.resume)
     options = recipe.options(machine, **overrides)
     process(source, recipe.operation, args.output, options, progress=not args.quiet)
     print(f"wrote {redact(args.output)}")
@@ -661,7 +671,6 @@ def _recipe(args: argparse.Namespace) -> None:
 
 def _batch(args: argparse.Namespace) -> int:
     from chunkwise._batch import batch_inputs, iter_batch, summary_table
-    from chunkwise._options import RunOptions
 
     if args.force and not args.overwrite:
         raise ChunkwiseError("--force only applies with --overwrite")
@@ -670,18 +679,7 @@ def _batch(args: argparse.Namespace) -> int:
     recipe, overrides = _recipe_and_overrides(
         args, dict(args.storage_option or []) or None
     )
-    options = RunOptions(
-        n_jobs=args.jobs,
-        backend=args.backend,
-        scheduler=args.scheduler,
-        block=args.block,
-        overwrite=args.overwrite,
-        force=args.force,
-        check_space=not args.no_space_check,
-        missing=args.missing_chunks,
-        timeout=args.timeout,
-        storage_options=dict(args.storage_option or []) or None,
-    )
+    options = _machine_options(args, dict(args.storage_option or []) or None)
 
     def announce(index: int, source: str, out: str) -> None:
         if not args.quiet:
