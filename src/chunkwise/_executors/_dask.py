@@ -59,6 +59,10 @@ _JOBS: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _JOBS_LOCK = threading.Lock()
 #: distributed's setting of its workers' glibc trim threshold (unset by chunkwise).
 _TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: How many sent messages each of distributed's connections keeps for debugging
+#: (1000 by default): every task's submission holds its job, so the driver grew by
+#: megabytes over a long run before the log was full (benchmarks/results/dask.md).
+_MESSAGE_LOG = "distributed.admin.low-level-log-length"
 #: A job pickled larger than this (an in-memory input) goes to each worker once.
 SCATTER_BYTES = 2**20
 
@@ -168,7 +172,7 @@ class DaskConnection:
                 # are then new mappings, page-faulted in again, and the Gaussian
                 # benchmark took about 1.3x as long (benchmarks/results/dask.md).
                 # The thread backend runs with glibc's own thresholds; so do these.
-                with dask.config.set({_TRIM: None}):
+                with dask.config.set({_TRIM: None, _MESSAGE_LOG: 0}):
                     cluster = distributed.LocalCluster(
                         n_workers=workers,
                         threads_per_worker=1,
@@ -200,7 +204,8 @@ class DaskConnection:
         try:
             # Not the default client: dask arrays elsewhere in the process (napari's
             # layers) keep computing where they did.
-            self.client = distributed.Client(cluster, set_as_default=False)
+            with dask.config.set({_MESSAGE_LOG: 0}):
+                self.client = distributed.Client(cluster, set_as_default=False)
         except (OSError, ValueError, TypeError) as error:
             self.close()
             raise ChunkwiseError(
