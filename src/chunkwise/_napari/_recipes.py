@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zarr
-from qtpy.QtWidgets import QApplication, QFileDialog, QMenu, QToolButton
+from magicgui.widgets import PushButton
+from qtpy.QtWidgets import QApplication, QFileDialog, QMenu
 from zarr.storage import LocalStore
 
 import chunkwise
@@ -98,21 +99,19 @@ class RecipeMenu:
 
     def __init__(self, widget: ProcessWidget) -> None:
         self._widget = widget
-        self.button = QToolButton()
-        self.button.setText("Recipe")
-        self.button.setToolTip(
+        self.button = PushButton(text="Recipe")
+        self.button.tooltip = (
             "Save or load the steps and output settings as a recipe file, copy "
             "them as a command line or Python script, or run them on every "
             "selected layer"
         )
-        self.button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.menu = QMenu(self.button)
+        self.menu = QMenu(self.button.native)
         self.save_action = self.menu.addAction("Save recipe…")
         self.load_action = self.menu.addAction("Load recipe…")
         self.menu.addSeparator()
         self.command_action = self.menu.addAction("Copy as command line")
         self.python_action = self.menu.addAction("Copy as Python")
-        self.button.setMenu(self.menu)
+        self.button.native.setMenu(self.menu)
         self.save_action.triggered.connect(self._on_save)
         self.load_action.triggered.connect(self._on_load)
         self.command_action.triggered.connect(lambda: self.copy("command line"))
@@ -139,7 +138,7 @@ class RecipeMenu:
         try:
             form_recipe(self._widget).save(path)
         except (chunkwise.ChunkwiseError, OSError) as error:
-            status.value = f"recipe not saved: {one_line(error)}"
+            status.show(f"recipe not saved: {one_line(error)}")
             return False
         status.show(f"recipe saved: {path}", Path(path))
         return True
@@ -157,7 +156,7 @@ class RecipeMenu:
             fill_chain(ChainEditor(), recipe.operation)  # all or nothing
             left = self._fill_output(recipe, check=True)
         except (chunkwise.ChunkwiseError, OSError) as error:
-            widget.status.value = one_line(error)
+            widget.status.show(one_line(error))
             return False
         with widget.steps.changed.blocked():
             fill_chain(widget.steps, recipe.operation)
@@ -201,7 +200,7 @@ class RecipeMenu:
         widget = self._widget
         layer = widget.input.value
         if layer is None:
-            widget.status.value = "choose an input layer first"
+            widget.status.show("choose an input layer first")
             return None
         try:
             recipe = form_recipe(widget)
@@ -216,16 +215,16 @@ class RecipeMenu:
             write = chunkwise.to_python if python else chunkwise.to_command_line
             text = write(recipe, source, target, self._machine())
         except chunkwise.ChunkwiseError as error:
-            widget.status.value = f"not copied: {one_line(error)}"
+            widget.status.show(f"not copied: {one_line(error)}")
             return None
         QApplication.clipboard().setText(text)
         if found is None:
-            widget.status.value = (
+            widget.status.show(
                 f"copied as {kind}; {layer.name} is held in memory: save it as "
                 f"Zarr and put its path in place of {IN_MEMORY}"
             )
         else:
-            widget.status.value = f"copied as {kind}: it writes {target}"
+            widget.status.show(f"copied as {kind}: it writes {target}")
         return text
 
     def _machine(self) -> chunkwise.RunOptions:

@@ -93,11 +93,11 @@ class LayerSequence:
         """Run the form on the layers ``names`` (default: the selected ones)."""
         widget = self._widget
         if self.running or widget._busy:
-            widget.status.value = "a run is going: cancel it first"
+            widget.status.show("a run is going: cancel it first")
             return
         names = self.selected() if names is None else list(names)
         if not names:
-            widget.status.value = "select the image or labels layers to run on"
+            widget.status.show("select the image or labels layers to run on")
             return
         self.outcomes = dict.fromkeys(names, WAITING)
         self._queue = list(names)
@@ -154,7 +154,9 @@ class LayerSequence:
     def _on_run_ended(self, error: BaseException | None) -> None:
         name = self._current
         if name is None:
-            return  # a run of its own, not of the sequence
+            if not self._active:
+                self.note.visible = False  # a Run of its own: the list is old
+            return
         if error is None:
             self._ended(name, DONE)
         elif self._cancelled:
@@ -190,7 +192,7 @@ class LayerSequence:
             summary += f"; failed: {', '.join(failed)}"
         if self._cancelled:
             summary += "; cancelled"
-        widget.status.value = summary
+        widget.status.show(summary)
         (show_error if failed else show_info)(summary)
 
     def _show(self) -> None:

@@ -204,7 +204,7 @@ class ProcessWidget(RunLifecycle, Container):
             widgets=[self.run_button, self.cancel_button, self.resume_button],
         )
         self.recipes = RecipeMenu(self)
-        buttons.native.layout().addWidget(self.recipes.button)
+        buttons.append(self.recipes.button)
         self.sequence = LayerSequence(self)
         self.recipes.menu.addSeparator()
         self.sequence.attach(self.recipes.menu)
