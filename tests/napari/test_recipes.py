@@ -411,3 +411,36 @@ def test_closing_the_dock_mid_sequence_leaves_nothing_running(
         qtbot.wait(50)
     assert widget.stream is stream
     assert not {"b gaussian", "c gaussian"} & {layer.name for layer in viewer.layers}
+
+
+def test_the_steps_as_started_run_on_every_layer_and_its_running_one_can_go(
+    make_napari_viewer, qtbot, tmp_path, hold
+):
+    viewer = make_napari_viewer()
+    data = _layers(viewer)
+    widget = dock(viewer)
+    _start(widget)
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=120_000)
+    # Edits while the layers run do not change what the next ones compute...
+    widget.steps.steps[0].fields["sigma"].value = 3.0
+    # ...and a recipe waits until they are done.
+    path = chunkwise.Recipe(ops.invert()).save(tmp_path / "r.json")
+    widget.recipes.choose_file = lambda title, suggested, save: path
+    widget.recipes.load_action.trigger()
+    assert "still running" in widget.status.value
+    assert widget.steps.steps[0].op_name.value == "gaussian"
+    # Removing the layer being run cancels its run; the next ones go on.
+    viewer.layers.remove("a")
+    hold.set()
+    _sequence_over(qtbot, widget)
+    assert widget.sequence.outcomes == {
+        "a": "failed: its layer was removed mid-run",
+        "b": "done",
+        "c": "done",
+    }
+    for name in "bc":
+        np.testing.assert_array_equal(
+            np.asarray(viewer.layers[f"{name} gaussian"].data[:]),
+            ndimage.gaussian_filter(data[name], 1.5),
+        )
+    assert widget.status.value == "2 of 3 layers done; failed: a"

@@ -151,6 +151,9 @@ class RecipeMenu:
     def load(self, path: Path) -> bool:
         """Fill the form in from the recipe at ``path`` (left as it is on error)."""
         widget = self._widget
+        if widget.sequence.running:
+            widget.status.show("the layers are still running: load it afterwards")
+            return False
         try:
             recipe = chunkwise.Recipe.load(path)
             fill_chain(ChainEditor(), recipe.operation)  # all or nothing

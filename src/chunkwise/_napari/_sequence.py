@@ -10,7 +10,6 @@ says when each run is over.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QMenu, QSizePolicy
 
 import chunkwise
+from chunkwise._napari._layers import layer_operation
 from chunkwise._napari._recipes import one_line
 from chunkwise._napari._save import default_name
 
@@ -53,6 +53,7 @@ class LayerSequence:
         self._queue: list[str] = []
         self._active = False
         self._current: str | None = None
+        self._op: chunkwise.ops.Operation | None = None
         self._cancelled = False
         self._output: Any = None
         self._input: Any = None
@@ -99,6 +100,13 @@ class LayerSequence:
         if not names:
             widget.status.show("select the image or labels layers to run on")
             return
+        try:
+            # The steps as they stand now run on every layer, whatever is edited
+            # meanwhile.
+            self._op = widget.steps.operation()
+        except chunkwise.ChunkwiseError as error:
+            widget.status.show(f"not valid: {one_line(error)}")
+            return
         self.outcomes = dict.fromkeys(names, WAITING)
         self._queue = list(names)
         self._cancelled = False
@@ -138,16 +146,17 @@ class LayerSequence:
         self.outcomes[name] = RUNNING
         self._show()
         widget.output_layer = None  # its own output layer, not the last one's
-        widget.input.value = layer
+        try:
+            widget.input.value = layer
+            op = layer_operation(layer, self._op)
+        except (ValueError, chunkwise.ChunkwiseError) as error:
+            self._ended(name, f"{FAILED}: {one_line(error)}")
+            return
         if self._output is not None and str(self._output) not in ("", "."):
             folder = Path(self._output).parent
             ome = widget.format.value == "ome-zarr"
-            # A form Run refuses is said by Run.
-            with contextlib.suppress(chunkwise.ChunkwiseError):
-                widget.output.value = folder / default_name(
-                    name, widget.operation(), ome=ome
-                )
-        widget._on_run()
+            widget.output.value = folder / default_name(name, op, ome=ome)
+        widget._on_run(op=op)
         if self._current == name and not widget._busy:
             self._ended(name, f"{SKIPPED}: not started")
 
