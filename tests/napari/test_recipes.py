@@ -202,16 +202,20 @@ def test_load_recipe_fills_the_form_and_a_bad_one_changes_nothing(
         "op.json": '{"chunkwise_recipe": 1, "operations": ["gausian:sigma=2"]}',
         "broken.yaml": "chunkwise_recipe: 1\noperations: [\n",
         "missing.json": None,
+        # A recorded run on chosen axes: no form field says which.
+        "axes.json": chunkwise.Recipe(ops.on_axes(ops.gaussian(1.0), (1, 2))),
     }
     for name, text in bad.items():
-        if text is not None:
+        if isinstance(text, chunkwise.Recipe):
+            text.save(tmp_path / name)
+        elif text is not None:
             (tmp_path / name).write_text(text)
         widget.recipes.choose_file = lambda title, suggested, save, n=name: tmp_path / n
         widget.recipes.load_action.trigger()
         message = widget.status.value
         assert "\n" not in message and name in message, message
         assert _form_state(widget) == before, name
-    assert "output.chunks" in widget.status.value or "no such" in widget.status.value
+    assert "not loaded into the form" in widget.status.value
 
 
 def test_copied_command_line_and_python_give_the_same_bytes(

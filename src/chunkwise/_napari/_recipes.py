@@ -82,6 +82,11 @@ def fill_chain(editor: ChainEditor, op: chunkwise.ops.Operation) -> None:
     """Replace ``editor``'s steps with ``op``'s, every parameter set."""
     before = list(editor.steps)
     for step in op.steps:
+        if type(step) is not chunkwise.ops.CATALOGUE.get(step.name):
+            raise chunkwise.ChunkwiseError(
+                f"the form has no place for {step.name} as {type(step).__name__} "
+                "(on chosen axes, say)"
+            )
         shown = editor.append_step(step.name)
         fields = shown.fields
         for field in dataclasses.fields(step):
@@ -156,7 +161,7 @@ class RecipeMenu:
             return False
         try:
             recipe = chunkwise.Recipe.load(path)
-            fill_chain(ChainEditor(), recipe.operation)  # all or nothing
+            _check_form_holds(recipe.operation, path)  # all or nothing
             left = self._fill_output(recipe, check=True)
         except (chunkwise.ChunkwiseError, OSError) as error:
             widget.status.show(one_line(error))
@@ -239,6 +244,23 @@ class RecipeMenu:
             n_jobs=widget.n_jobs.value,
             backend=backend,
             scheduler=scheduler or None,
+        )
+
+
+def _check_form_holds(op: chunkwise.ops.Operation, path: Path) -> None:
+    """Raise unless a form filled in with ``op`` gives ``op`` back exactly."""
+    trial = ChainEditor()
+    try:
+        fill_chain(trial, op)
+        problem = None if trial.operation() == op else "it would change a parameter"
+    except chunkwise.ChunkwiseError as error:
+        problem = one_line(error)
+    finally:
+        trial.native.deleteLater()
+    if problem is not None:
+        raise chunkwise.ChunkwiseError(
+            f"recipe {path}: not loaded into the form: {problem}; run it with "
+            "chunkwise run --recipe"
         )
 
 
