@@ -494,3 +494,24 @@ def test_the_steps_as_started_run_on_every_layer_and_its_running_one_can_go(
             ndimage.gaussian_filter(data[name], 1.5),
         )
     assert widget.status.value == "2 of 3 layers done; failed: a"
+
+
+def test_with_an_output_chosen_each_layer_gets_a_store_beside_it(
+    make_napari_viewer, qtbot, tmp_path
+):
+    viewer = make_napari_viewer()
+    data = _layers(viewer)
+    viewer.layers.selection = {viewer.layers[name] for name in "ab"}
+    widget = dock(viewer)
+    widget.output.value = tmp_path / "chosen.zarr"
+    _start(widget)
+    _sequence_over(qtbot, widget)
+    assert widget.sequence.outcomes == {"a": "done", "b": "done"}
+    for name in "ab":
+        written = zarr.open_array(tmp_path / f"{name}-gaussian.zarr", mode="r")
+        np.testing.assert_array_equal(
+            written[:], ndimage.gaussian_filter(data[name], 1.5)
+        )
+        assert written.chunks == (16, 16, 16)
+    assert not (tmp_path / "chosen.zarr").exists()
+    assert widget.output.value == tmp_path / "chosen.zarr"  # as the user left it
