@@ -1,8 +1,9 @@
 """Run the form's settings on every selected layer, one after another.
 
-Each layer is run as Run runs it (`ProcessWidget._on_run`): off the main thread,
-streamed into an output layer of its own, into a scratch store (or, when the form
-names an output, a store named after the layer beside it). A layer that fails or
+Each layer is run as Run runs it (`ProcessWidget._on_run`), with the steps as they
+stood when the sequence started: off the main thread, streamed into an output layer
+of its own, into a scratch store (or, when the form names an output, a store named
+after the layer beside it). A layer that fails or
 is removed while it waits does not stop the others; Cancel stops the sequence
 after the run in progress; closing the dock ends it. The widget's ``run_ended``
 says when each run is over.
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from chunkwise._napari._widget import ProcessWidget
 
 __all__ = ["LayerSequence"]
+
+#: Lines of the per-layer list shown at most.
+NOTE_LINES = 6
 
 DONE, FAILED, SKIPPED, WAITING, RUNNING = (
     "done",
@@ -209,4 +213,10 @@ class LayerSequence:
             f"{index}. {name}: {outcome}"
             for index, (name, outcome) in enumerate(self.outcomes.items(), start=1)
         ]
-        self.note.value = "\n".join(lines)
+        # A long list shows the lines up to the layer running: the dock stays short.
+        ended = sum(outcome != WAITING for outcome in self.outcomes.values())
+        start = max(0, min(ended, len(lines)) - NOTE_LINES)
+        shown = lines[start : start + NOTE_LINES]
+        if start + NOTE_LINES < len(lines):
+            shown.append(f"… {len(lines) - start - NOTE_LINES} more waiting")
+        self.note.value = "\n".join(shown)
