@@ -28,6 +28,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Points, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
+from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject, QThread, QTimer
 from qtpy.QtWidgets import QMessageBox
 from superqt.utils import qdebounced
@@ -58,7 +59,9 @@ from chunkwise._napari._lifecycle import RunLifecycle
 from chunkwise._napari._live import LiveOutput, LivePyramid
 from chunkwise._napari._preview import NAME as PREVIEW_NAME
 from chunkwise._napari._preview import PREVIEW_PIXELS, PlanePreview
+from chunkwise._napari._recipes import RecipeMenu
 from chunkwise._napari._save import choose_zarr, default_name, replace_store
+from chunkwise._napari._sequence import LayerSequence
 from chunkwise._napari._status import StatusLine, progress_text
 from chunkwise._napari._worker import RunStream
 from chunkwise._napari._writer import LAYER_ATTRIBUTE, layer_record
@@ -99,6 +102,10 @@ CLUSTER_JOBS = 4096
 
 class ProcessWidget(RunLifecycle, Container):
     """Tune an operation on the plane in view, then run it over the whole volume."""
+
+    #: Emitted once a Run is over, with None or the error that ended it or that
+    #: kept it from starting (run on several layers waits for it).
+    run_ended = Signal(object)
 
     # napari gives the viewer by this runtime annotation (no postponed annotations).
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -196,6 +203,11 @@ class ProcessWidget(RunLifecycle, Container):
             labels=False,
             widgets=[self.run_button, self.cancel_button, self.resume_button],
         )
+        self.recipes = RecipeMenu(self)
+        buttons.append(self.recipes.button)
+        self.sequence = LayerSequence(self)
+        self.recipes.menu.addSeparator()
+        self.sequence.attach(self.recipes.menu)
         self.output_section = section(
             "Output",
             [
@@ -221,6 +233,7 @@ class ProcessWidget(RunLifecycle, Container):
                 buttons,
                 self.progress,
                 self.status,
+                self.sequence.note,
                 self.save_button,
                 self.compare,
             ]
@@ -294,6 +307,7 @@ class ProcessWidget(RunLifecycle, Container):
         if self._closed:
             return
         self._closed = True
+        self.sequence.close()
         self._schedule_preview.cancel()
         self._preview.close()
         if self._link.waiting:
@@ -536,8 +550,7 @@ class ProcessWidget(RunLifecycle, Container):
                 return
             options = self._run_options(layer, choice)
         except (chunkwise.ChunkwiseError, OSError) as error:
-            self._forget_new_scratch()
-            show_error(str(error))
+            self._refused(error)
             return
         if options["backend"] == "dask":
             self._connect_then_run(layer, op, target, options)
@@ -612,6 +625,13 @@ class ProcessWidget(RunLifecycle, Container):
         self._idle()
         self._forget_new_scratch()
         self.status.value = text
+        self.run_ended.emit(chunkwise.ChunkwiseError(text))
+
+    def _refused(self, error: BaseException) -> None:
+        """Run cannot start: say why."""
+        self._forget_new_scratch()
+        show_error(str(error))
+        self.run_ended.emit(error)
 
     def _launch(
         self, layer: Image | Labels, op: Any, target: Path, options: dict[str, Any]
@@ -622,8 +642,7 @@ class ProcessWidget(RunLifecycle, Container):
                 layer_source(layer, self.level.value), op, target, **options
             )
         except (chunkwise.ChunkwiseError, OSError) as error:
-            self._forget_new_scratch()
-            show_error(str(error))
+            self._refused(error)
             return
         self._last_target = target
         self._started_run(layer, op, target)
@@ -810,6 +829,7 @@ class ProcessWidget(RunLifecycle, Container):
             self.status.value = f"failed: {type(error).__name__}: {error}"
             self.resume_button.enabled = True
             show_error(str(error))
+        self.run_ended.emit(error)
 
     def _on_cancel(self) -> None:
         if self._link.waiting:
