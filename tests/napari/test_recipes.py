@@ -96,6 +96,15 @@ def _reference(data: np.ndarray) -> np.ndarray:
     return reference_downsample(smooth, 2, "max")
 
 
+def _cli_run(recipe: Path, source: Path, out: Path) -> subprocess.CompletedProcess:
+    """``chunkwise run --recipe`` in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "chunkwise.cli", "run", "--recipe", str(recipe),
+         str(source), str(out)],
+        env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
 def _run_into(qtbot, widget, target: Path) -> None:
     widget.output.value = target
     widget.run_button.clicked.emit()
@@ -128,22 +137,7 @@ def test_saved_recipe_runs_on_the_command_line_to_the_same_bytes(
     assert chunkwise.Recipe.load(recipe_file).operation == op
 
     _run_into(qtbot, widget, tmp_path / "gui.zarr")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chunkwise.cli",
-            "run",
-            "--recipe",
-            str(recipe_file),
-            str(tmp_path / "in.zarr"),
-            str(tmp_path / "cli.zarr"),
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _cli_run(recipe_file, tmp_path / "in.zarr", tmp_path / "cli.zarr")
     assert done.returncode == 0, done.stderr
     _same_store(tmp_path / "cli.zarr", tmp_path / "gui.zarr")
     gui = zarr.open_array(tmp_path / "gui.zarr", mode="r")
@@ -169,22 +163,7 @@ def test_a_region_saved_in_the_recipe_computes_the_same_chunks(
     widget.run_button.clicked.emit()
     wait_for_run(qtbot, widget)
     assert widget.status.value.startswith("region done")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chunkwise.cli",
-            "run",
-            "--recipe",
-            str(recipe_file),
-            str(tmp_path / "in.zarr"),
-            str(tmp_path / "cli.zarr"),
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _cli_run(recipe_file, tmp_path / "in.zarr", tmp_path / "cli.zarr")
     assert done.returncode == 0, done.stderr
     _same_store(tmp_path / "cli.zarr", tmp_path / "gui.zarr")
     # The chunks over the region hold scipy's values; the rest was not computed.
