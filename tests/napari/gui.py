@@ -24,3 +24,30 @@ def drawn(viewer, layer) -> bool:
     """
     visual = viewer.window._qt_viewer.canvas.layer_to_visual.get(layer)
     return visual is not None and bool(visual.node.visible)
+
+
+def hold_runs(monkeypatch, after_cancel: float = 0.0):
+    """Hold each run of the widget after its first block until the event is set.
+
+    A cancelled run goes on after ``after_cancel`` seconds (the time its blocks in
+    flight would take). Returns the event; set it to let the runs go.
+    """
+    import threading
+    import time
+
+    from chunkwise._napari import _worker
+
+    release = threading.Event()
+    records = _worker._records
+
+    def held(run):
+        inner = records(run)
+        yield next(inner)
+        while not release.wait(0.02):
+            if run.cancel_token.cancelled:
+                time.sleep(after_cancel)
+                break
+        return (yield from inner)
+
+    monkeypatch.setattr(_worker, "_records", held)
+    return release

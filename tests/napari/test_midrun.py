@@ -8,17 +8,17 @@ with the engine.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from gui import hold_runs
 from scipy import ndimage
 
 import chunkwise
 from chunkwise import Status
-from chunkwise._napari import _recent, _worker
+from chunkwise._napari import _recent
 from chunkwise._sample import synthetic_ct
 
 #: How long a cancelled run's blocks in flight take to finish, in the ``hold``.
@@ -36,19 +36,7 @@ def hold(monkeypatch) -> threading.Event:
 
     Blocks in flight finish after a cancel: here the hold stands for them.
     """
-    release = threading.Event()
-    records = _worker._records
-
-    def held(run):
-        inner = records(run)
-        yield next(inner)
-        while not release.wait(0.02):
-            if run.cancel_token.cancelled:
-                time.sleep(IN_FLIGHT_SECONDS)  # the blocks in flight finish
-                break
-        return (yield from inner)
-
-    monkeypatch.setattr(_worker, "_records", held)
+    release = hold_runs(monkeypatch, IN_FLIGHT_SECONDS)
     yield release
     release.set()
 

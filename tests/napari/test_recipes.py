@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from gui import dock, wait_for_run
+from gui import dock, hold_runs, wait_for_run
 from qtpy.QtCore import QThreadPool
 from qtpy.QtWidgets import QApplication
 from scipy import ndimage
 
 import chunkwise
 from chunkwise import ops
-from chunkwise._napari import _worker
 from chunkwise._sample import synthetic_ct
 from conftest import reference_downsample
 
@@ -294,18 +293,7 @@ def test_copied_command_line_and_python_give_the_same_bytes(
 @pytest.fixture
 def hold(monkeypatch) -> threading.Event:
     """Holds each run after its first block until set, or until it is cancelled."""
-    release = threading.Event()
-    records = _worker._records
-
-    def held(run):
-        inner = records(run)
-        yield next(inner)
-        while not release.wait(0.02):
-            if run.cancel_token.cancelled:
-                break
-        return (yield from inner)
-
-    monkeypatch.setattr(_worker, "_records", held)
+    release = hold_runs(monkeypatch)
     yield release
     release.set()
 
