@@ -95,34 +95,44 @@ def ops_reference() -> str:
     lines = [
         "# Operations",
         "",
-        "Generated from `chunkwise.ops.CATALOGUE` and `chunkwise.ops.parameters`.",
+        "Generated from the operations' own registry (`chunkwise.ops.entry`).",
         "In Python an operation is `chunkwise.ops.<name>(...)`; on the command line",
         "it is `--op name:param=value,...` (a per-axis value is written `1/2/2`).",
-        "Unless its notes say otherwise, an operation run chunk by chunk is",
-        "bit-identical to the same operation on the whole array; see",
+        "Each says how its chunk-by-chunk result compares with the same operation",
+        "on the whole array; see",
         "[How it works](how-it-works.md#why-the-result-is-bit-identical).",
         "",
-        "| operation | summary | keeps label IDs |",
+        "| operation | summary | labels |",
         "| --- | --- | --- |",
     ]
-    for name, cls in ops.CATALOGUE.items():
-        summary = _sections(cls)[""][0]
-        lines.append(f"| [`{name}`](#{name}) | {summary} | {_labels(cls)} |")
-    for name, cls in ops.CATALOGUE.items():
-        lines += ["", *_operation(name, cls, ops.parameters(name))]
+    entries = [ops.entry(name) for name in ops.CATALOGUE]
+    for entry in entries:
+        lines.append(
+            f"| [`{entry.name}`](#{entry.name}) | {_inline(entry.summary)} "
+            f"| {_labels(entry)} |"
+        )
+    for family, intro in ops.FAMILIES.items():
+        members = [entry for entry in entries if entry.family == family]
+        if not members:
+            continue
+        lines += ["", f"## {family.capitalize()}", "", intro]
+        for entry in members:
+            lines += ["", *_operation(entry, ops.CATALOGUE[entry.name])]
     return "\n".join(lines) + "\n"
 
 
-def _operation(name: str, cls: type, parameters: tuple) -> list[str]:
+def _operation(entry: object, cls: type) -> list[str]:
     sections = _sections(cls)
-    lines = [f"## `{name}` {{#{name}}}", "", *sections[""], ""]
-    lines += [f"Keeps label IDs: {_labels(cls)}.", ""]
-    if parameters:
+    name = entry.name
+    lines = [f"### `{name}` {{#{name}}}", "", *sections[""], ""]
+    lines += [f"**Exactness.** {_inline(entry.exactness)}", ""]
+    lines += [f"**Labels.** {_labels(entry, long=True)}", ""]
+    if entry.parameters:
         lines += [
             "| parameter | kind | default | description |",
             "| --- | --- | --- | --- |",
         ]
-        lines += [_parameter_row(p) for p in parameters]
+        lines += [_parameter_row(p) for p in entry.parameters]
         lines.append("")
     for title in ("Notes", "References", "Examples"):
         body = sections.get(title)
@@ -133,11 +143,22 @@ def _operation(name: str, cls: type, parameters: tuple) -> list[str]:
     return lines
 
 
-def _labels(cls: type) -> str:
-    safe = getattr(cls, "label_safe", None)
-    if isinstance(safe, property):
-        return "depends on the parameters"
-    return {True: "yes", False: "no"}.get(safe, "not said")
+def _inline(text: str) -> str:
+    """Docstring text in a Markdown table cell or line: ``code`` as `code`."""
+    return text.replace("``", "`").replace("|", "\\|")
+
+
+def _labels(entry: object, long: bool = False) -> str:
+    if entry.labels is None:
+        return _inline(entry.labels_doc) if long else "depends on the parameters"
+    word = entry.labels.value
+    if not long:
+        return word
+    return {
+        "keeps": "Keeps them: every output value is one of the input's values.",
+        "makes": "Makes them: the output is a mask, whatever the input.",
+        "drops": "Drops them: values are blended, so the output is an image.",
+    }[word]
 
 
 def _parameter_row(parameter: object) -> str:
