@@ -31,6 +31,7 @@ mkdocs renders it:
 from __future__ import annotations
 
 import ast
+import html
 import importlib.util
 import json
 import math
@@ -672,8 +673,15 @@ def test_site_builds_strictly(tmp_path):
     )
     assert built.returncode == 0, built.stderr[-4000:]
     operations = (site / "operations" / "index.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", "", operations))
+    text = " ".join(text.split())
     for name in ops.CATALOGUE:
         assert f'id="{name}"' in operations, f"{name} is not in the operations page"
+        entry = ops.entry(name)
+        said = " ".join(entry.exactness.replace("``", "").split())
+        assert said in text, f"{name}'s exactness is not on the operations page"
+        if entry.labels is not None:
+            assert f"{entry.labels.value} them" in text.lower()
     commands_page = (site / "cli" / "index.html").read_text(encoding="utf-8")
     for action in cli._parser()._subparsers._group_actions:
         for name in action.choices:
