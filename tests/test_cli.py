@@ -159,3 +159,26 @@ def test_missing_chunk_reads_as_fill_unless_asked_to_fail(tmp_path, capsys):
     assert main([*argv, "--overwrite", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "input chunk (0, 0, 0)" in err and "missing" in err
+
+
+def test_python_dash_m_chunkwise_is_the_command(source, tmp_path):
+    import subprocess
+    import sys
+
+    path, data = source
+    out = tmp_path / "m.zarr"
+    done = subprocess.run(
+        [sys.executable, "-m", "chunkwise", "run", str(path), str(out),
+         "--op", "median:size=3", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(
+        zarr.open_array(out, mode="r")[:], ndimage.median_filter(data, 3)
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "chunkwise", "run", str(path), str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
