@@ -376,16 +376,25 @@ def test_ctrl_c_stops_a_batch_that_a_rerun_finishes(inputs, tmp_path):
         *argv, "-j", "1", "--block", "16,16,16", "--quiet",
         env=cli_env(CHUNKWISE_TEST_DELAY="0.15"),
     )  # fmt: skip
-    wait_for(lambda: ledger_count(results / "a.zarr") >= 1, what="a first block")
+    wait_for(
+        lambda: (
+            status_of(results / "a.zarr") == "complete"
+            and ledger_count(results / "b.zarr") >= 1
+        ),
+        what="a done and a first block of b",
+    )
     os.kill(started.pid, signal.SIGINT)
     stopped = started.finish()
     assert stopped.code == 130, str(stopped)
     assert "run the batch again to resume it" in stopped.err
     assert "Traceback" not in stopped.err
-    assert status_of(results / "a.zarr") == "cancelled"
+    assert status_of(results / "b.zarr") == "cancelled"
+    # The table says what was done before the stop; c never started.
+    table = _table(stopped.out)
+    assert {n: table[n][0] for n in table} == {"a": "done", "b": "cancelled"}
     rerun = run_cli(*argv, "--quiet", env=cli_env(CHUNKWISE_TEST_DELAY="0"))
     assert rerun.code == 0, str(rerun)
-    assert [_table(rerun.out)[n][0] for n in "abc"] == ["resumed", "done", "done"]
+    assert [_table(rerun.out)[n][0] for n in "abc"] == ["skipped", "resumed", "done"]
     for name in "abc":
         np.testing.assert_array_equal(
             read_array(results / f"{name}.zarr"), inputs[name]

@@ -37,7 +37,8 @@ class BatchResult:
 
     ``status`` is ``done`` (computed), ``skipped`` (its output was already complete
     and made by this recipe), ``resumed`` (an unfinished output was finished) or
-    ``failed`` (``error`` says why, in one line).
+    ``failed`` (``error`` says why, in one line); the command line's table of a
+    batch stopped with Ctrl-C shows the input it stopped in as ``cancelled``.
     """
 
     input: str

@@ -670,7 +670,9 @@ def _recipe(args: argparse.Namespace) -> None:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from chunkwise._batch import batch_inputs, iter_batch, summary_table
+    import time
+
+    from chunkwise._batch import BatchResult, batch_inputs, iter_batch, summary_table
 
     if args.force and not args.overwrite:
         raise ChunkwiseError("--force only applies with --overwrite")
@@ -681,7 +683,10 @@ def _batch(args: argparse.Namespace) -> int:
     )
     options = _machine_options(args, dict(args.storage_option or []) or None)
 
+    current: list[tuple[str, str, float]] = []
+
     def announce(index: int, source: str, out: str) -> None:
+        current[:] = [(source, out, time.monotonic())]
         if not args.quiet:
             print(f"[{index + 1}/{count}] {source} -> {out}", file=sys.stderr)
 
@@ -691,7 +696,18 @@ def _batch(args: argparse.Namespace) -> int:
         recipe, sources, args.out_dir, options, progress=not args.quiet,
         on_start=announce, **overrides,
     )  # fmt: skip
-    results = list(runs)
+    results: list[BatchResult] = []
+    try:
+        results.extend(runs)
+    except (KeyboardInterrupt, Cancelled):
+        # What was done stays done: say so before the stop is reported.
+        stopped = [
+            BatchResult(source, out, "cancelled", time.monotonic() - began)
+            for source, out, began in current
+            if all(result.input != source for result in results)
+        ]
+        print(summary_table([*results, *stopped]))
+        raise
     print(summary_table(results))
     failed = sum(result.failed for result in results)
     if failed:
