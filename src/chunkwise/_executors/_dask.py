@@ -398,20 +398,21 @@ class DaskExecutor:
     def _gather(self, finished: list[Any]) -> list[Any]:
         """Finished tasks' results, or the one-line error they end the run with."""
         distributed = _distributed()
+        for future in finished:
+            if future.cancelled():
+                # The scheduler is gone: its futures are cancelled.
+                raise BlockError(self._lost(CancelledError(future.key)))
+            if future.status == "error":
+                error = future.exception()
+                if isinstance(error, distributed.KilledWorker):
+                    raise BlockError(
+                        f"a block killed every worker it ran on: {_one_line(error)}"
+                    ) from None
+                raise error  # a task's own error, as it was raised
         try:
-            for future in finished:
-                if future.cancelled():
-                    raise CancelledError(future.key)
-                if future.status == "error":
-                    error = future.exception()
-                    if isinstance(error, distributed.KilledWorker):
-                        raise BlockError(
-                            f"a block killed every worker it ran on: {_one_line(error)}"
-                        ) from None
-                    raise error
             return self.client.gather(finished)
         except (CancelledError, OSError) as error:
-            # The scheduler is gone: its futures are cancelled, its comms closed.
+            # The scheduler went while the results came: its comms are closed.
             raise BlockError(self._lost(error)) from None
 
     def _lost(self, error: BaseException) -> str:
